@@ -1,0 +1,90 @@
+package kernels
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// goldenCase is one entry of ../shared/golden/losses.json.
+type goldenCase struct {
+	Note         string    `json:"note"`
+	Loss         string    `json:"loss"`
+	Temperature  float64   `json:"temperature"`
+	Epsilon      float64   `json:"epsilon"`
+	N            int       `json:"n"`
+	D            int       `json:"d"`
+	Labels       []int     `json:"labels"`
+	Embeddings   []float64 `json:"embeddings"`
+	ExpectedLoss float64   `json:"expected_loss"`
+	ExpectedGrad []float64 `json:"expected_grad"`
+}
+
+// goldenDir is where the shared golden values live, relative to this package.
+var goldenDir = filepath.Join("..", "..", "..", "shared", "golden")
+
+func loadGolden(t *testing.T) []goldenCase {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(goldenDir, "losses.json"))
+	if err != nil {
+		t.Skipf("golden values not available: %v", err)
+	}
+	var doc struct {
+		Cases []goldenCase `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("parse losses.json: %v", err)
+	}
+	if len(doc.Cases) == 0 {
+		t.Fatal("losses.json holds no cases")
+	}
+	return doc.Cases
+}
+
+func (c goldenCase) params(t *testing.T) Params {
+	t.Helper()
+	l, err := ParseLoss(c.Loss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Params{Loss: l, Temperature: c.Temperature, Epsilon: c.Epsilon}
+}
+
+// relErr returns |got - want| / |want|, or |got| when want is zero.
+func relErr(got, want float64) float64 {
+	if want == 0 {
+		return math.Abs(got)
+	}
+	return math.Abs(got-want) / math.Abs(want)
+}
+
+// relL2 returns ||got - want|| / ||want||, or ||got|| when want is zero.
+func relL2[F float32 | float64](got []F, want []float64) float64 {
+	var num, den float64
+	for i := range want {
+		diff := float64(got[i]) - want[i]
+		num += diff * diff
+		den += want[i] * want[i]
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
+
+func TestReferenceMatchesGolden(t *testing.T) {
+	for _, c := range loadGolden(t) {
+		loss, grad, _, err := Reference(c.params(t), c.Embeddings, c.N, c.D, c.Labels)
+		if err != nil {
+			t.Fatalf("%s/%s: %v", c.Note, c.Loss, err)
+		}
+		if e := relErr(loss, c.ExpectedLoss); e > 1e-12 {
+			t.Errorf("%s/%s: loss %.15g, want %.15g (rel err %.2g)", c.Note, c.Loss, loss, c.ExpectedLoss, e)
+		}
+		if e := relL2(grad, c.ExpectedGrad); e > 1e-12 {
+			t.Errorf("%s/%s: gradient rel L2 error %.2g", c.Note, c.Loss, e)
+		}
+	}
+}
