@@ -134,16 +134,16 @@ func TestCPUMatchesReference(t *testing.T) {
 		pull          float64
 	}
 	shapes := []shape{
-		{1 + 1, 3, 1, 0.1, 0},   // N = 2, one class
-		{3, 5, 2, 0.5, 0},       // N = 3
-		{47, 17, 5, 0.07, 0},    // just under a tile
-		{49, 16, 3, 0.1, 2},     // just over a tile
-		{97, 33, 10, 0.02, 0},   // tau = 0.02
-		{130, 8, 1, 0.1, 0},     // one class
-		{150, 24, 140, 0.1, 0},  // most labels occur once
-		{200, 64, 2, 0.02, 2},   // two tight classes, small tau
-		{301, 128, 10, 0.1, 1},  // several blocks
-		{64, 12, 4, 1.0, 0},     // large tau
+		{1 + 1, 3, 1, 0.1, 0},  // N = 2, one class
+		{3, 5, 2, 0.5, 0},      // N = 3
+		{47, 17, 5, 0.07, 0},   // just under a tile
+		{49, 16, 3, 0.1, 2},    // just over a tile
+		{97, 33, 10, 0.02, 0},  // tau = 0.02
+		{130, 8, 1, 0.1, 0},    // one class
+		{150, 24, 140, 0.1, 0}, // most labels occur once
+		{200, 64, 2, 0.02, 2},  // two tight classes, small tau
+		{301, 128, 10, 0.1, 1}, // several blocks
+		{64, 12, 4, 1.0, 0},    // large tau
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	engs := engines(t)

@@ -2,5 +2,105 @@
 
 package kernels
 
-// fastOps returns the assembly kernels when the processor has AVX2 and FMA.
-func fastOps() *tileOps { return nil }
+import "golang.org/x/sys/cpu"
+
+// avx2Ops is the assembly implementation of tileOps (ops_amd64.s).
+var avx2Ops = tileOps{
+	name:        "avx2-fma",
+	gemm:        gemmAVX2,
+	rowMax:      rowMaxFast,
+	rowExpSum:   rowExpSumFast,
+	rowSoftplus: rowSoftplusFast,
+	gradSupCon:  gradSupConFast,
+	gradSincere: gradSincereFast,
+}
+
+// fastOps returns the assembly kernels when the processor (and the operating
+// system, for the YMM state) supports AVX2 and FMA, else nil.
+func fastOps() *tileOps {
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		return &avx2Ops
+	}
+	return nil
+}
+
+//go:noescape
+func sgemmPanelAVX2(m, k int, alpha float32, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, accumulate bool)
+
+//go:noescape
+func rowMaxAVX2(s *float32, lds, nr, nc int, yr, yc *int32, negMax, posMax *float32)
+
+//go:noescape
+func rowExpSumAVX2(s *float32, lds, nr, nc int, yr, yc *int32, negShift, posShift, negSum, posSum *float32)
+
+//go:noescape
+func rowSoftplusAVX2(s *float32, lds, nr, nc int, yr, yc *int32, u, spSum, qSum *float32)
+
+//go:noescape
+func gradSupConAVX2(s *float32, lds, nr, nc int, yr, yc *int32, ar, br, cr, ac, bc, cc *float32)
+
+//go:noescape
+func gradSincereAVX2(s *float32, lds, nr, nc int, yr, yc *int32, cr, wr, ur, cc, wc, uc *float32)
+
+// gemmAVX2 checks the bounds the assembly trusts, then runs the 6x16
+// micro-kernel over each 16-column panel of C.
+func gemmAVX2(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accumulate bool) {
+	if m%6 != 0 || n%16 != 0 || k < 0 {
+		panic("kernels: gemm needs m % 6 == 0 and n % 16 == 0")
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if len(c) < (m-1)*ldc+n || ldc < n {
+		panic("kernels: gemm output too short")
+	}
+	if gemmEmptyK(m, n, k, c, ldc, accumulate) {
+		return
+	}
+	if len(a) < (m-1)*lda+k || lda < k || len(b) < (k-1)*ldb+n || ldb < n {
+		panic("kernels: gemm operands too short")
+	}
+	for j := 0; j < n; j += 16 {
+		sgemmPanelAVX2(m, k, alpha, &a[0], lda, &b[j], ldb, &c[j], ldc, accumulate)
+	}
+}
+
+func rowMaxFast(t *tile, negMax, posMax []float32) {
+	t.check([][]float32{negMax, posMax}, nil)
+	if t.nr == 0 || t.nc == 0 {
+		return
+	}
+	rowMaxAVX2(&t.s[0], t.lds, t.nr, t.nc, &t.yr[0], &t.yc[0], &negMax[0], &posMax[0])
+}
+
+func rowExpSumFast(t *tile, negShift, posShift, negSum, posSum []float32) {
+	t.check([][]float32{negShift, posShift, negSum, posSum}, nil)
+	if t.nr == 0 || t.nc == 0 {
+		return
+	}
+	rowExpSumAVX2(&t.s[0], t.lds, t.nr, t.nc, &t.yr[0], &t.yc[0], &negShift[0], &posShift[0], &negSum[0], &posSum[0])
+}
+
+func rowSoftplusFast(t *tile, u, spSum, qSum []float32) {
+	t.check([][]float32{u, spSum, qSum}, nil)
+	if t.nr == 0 || t.nc == 0 {
+		return
+	}
+	rowSoftplusAVX2(&t.s[0], t.lds, t.nr, t.nc, &t.yr[0], &t.yc[0], &u[0], &spSum[0], &qSum[0])
+}
+
+func gradSupConFast(t *tile, ar, br, cr, ac, bc, cc []float32) {
+	t.check([][]float32{ar, br, cr}, [][]float32{ac, bc, cc})
+	if t.nr == 0 || t.nc == 0 {
+		return
+	}
+	gradSupConAVX2(&t.s[0], t.lds, t.nr, t.nc, &t.yr[0], &t.yc[0], &ar[0], &br[0], &cr[0], &ac[0], &bc[0], &cc[0])
+}
+
+func gradSincereFast(t *tile, cr, wr, ur, cc, wc, uc []float32) {
+	t.check([][]float32{cr, wr, ur}, [][]float32{cc, wc, uc})
+	if t.nr == 0 || t.nc == 0 {
+		return
+	}
+	gradSincereAVX2(&t.s[0], t.lds, t.nr, t.nc, &t.yr[0], &t.yc[0], &cr[0], &wr[0], &ur[0], &cc[0], &wc[0], &uc[0])
+}

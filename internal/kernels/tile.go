@@ -82,11 +82,28 @@ var portableOps = tileOps{
 }
 
 func gemmPortable(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accumulate bool) {
+	if m == 0 || n == 0 || gemmEmptyK(m, n, k, c, ldc, accumulate) {
+		return
+	}
 	var beta float32
 	if accumulate {
 		beta = 1
 	}
 	gonum.Implementation{}.Sgemm(blas.NoTrans, blas.NoTrans, m, n, k, alpha, a[:(m-1)*lda+k], lda, b[:(k-1)*ldb+n], ldb, beta, c[:(m-1)*ldc+n], ldc)
+}
+
+// gemmEmptyK handles a product with k = 0, C = 0 (or C unchanged when
+// accumulating), and reports whether it did.
+func gemmEmptyK(m, n, k int, c []float32, ldc int, accumulate bool) bool {
+	if k != 0 {
+		return false
+	}
+	if !accumulate {
+		for i := range m {
+			clear(c[i*ldc : i*ldc+n])
+		}
+	}
+	return true
 }
 
 var negInf32 = float32(math.Inf(-1))
