@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -196,4 +197,61 @@ func TestCPUMatchesReference(t *testing.T) {
 		}
 	}
 	t.Logf("worst loss rel err %.2g, worst grad rel L2 %.2g", w.loss, w.grad)
+}
+
+func nan() float64 { return math.NaN() }
+
+func TestCPURejectsBadInput(t *testing.T) {
+	e, err := NewCPU(CPUOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Params{Loss: SINCERE, Temperature: 0.1}
+	z := []float32{1, 0, 0, 1, 1, 0}
+	cases := []struct {
+		name   string
+		z      []float32
+		n, d   int
+		labels []int
+		grad   []float32
+		want   error
+	}{
+		{"no positives", z, 3, 2, []int{1, 2, 3}, nil, ErrNoAnchors},
+		{"one row", z[:2], 1, 2, []int{1}, nil, ErrNoAnchors},
+		{"label count", z, 3, 2, []int{1, 1}, nil, nil},
+		{"short z", z[:5], 3, 2, []int{1, 1, 2}, nil, nil},
+		{"NaN", []float32{1, float32(nan()), 0, 1, 1, 0}, 3, 2, []int{1, 1, 2}, nil, nil},
+		{"Inf", []float32{1, float32(math.Inf(1)), 0, 1, 1, 0}, 3, 2, []int{1, 1, 2}, nil, nil},
+		{"grad size", z, 3, 2, []int{1, 1, 2}, make([]float32, 5), nil},
+		{"no rows", nil, 0, 2, nil, nil, nil},
+	}
+	for _, c := range cases {
+		_, err := e.Compute(p, c.z, c.n, c.d, c.labels, c.grad)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+		} else if c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	if _, err := e.Compute(Params{Loss: SupCon}, z, 3, 2, []int{1, 1, 2}, nil); err == nil {
+		t.Error("temperature 0 accepted")
+	}
+}
+
+// TestCPUForwardOnly checks that a nil gradient buffer gives the same loss.
+func TestCPUForwardOnly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	z, labels := randomBatch(rng, 70, 9, 4)
+	e, _ := NewCPU(CPUOptions{})
+	for _, l := range []Loss{SupCon, SINCERE, EpsSupInfoNCE} {
+		p := Params{Loss: l, Temperature: 0.2, Epsilon: 0.1}
+		a, err := e.Compute(p, to32(z), 70, 9, labels, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := e.Compute(p, to32(z), 70, 9, labels, make([]float32, 70*9))
+		if a != b {
+			t.Errorf("%v: forward-only %+v, with gradient %+v", l, a, b)
+		}
+	}
 }

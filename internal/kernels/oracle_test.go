@@ -1,0 +1,184 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// gorgoniaLoss builds SupCon or SINCERE as a gorgonia expression graph over
+// the full similarity matrix, with masks as constants, and returns the loss
+// and gorgonia's symbolic gradient with respect to Z. It shares no code with
+// Reference or the fused engine: an independent second oracle.
+func gorgoniaLoss(t *testing.T, p Params, z []float64, n, d int, labels []int) (float64, []float64) {
+	t.Helper()
+	notSelf := make([]float64, n*n)
+	neg := make([]float64, n*n)
+	wpos := make([]float64, n*n) // w_i [p in P(i)], w_i = 1 / (|A| |P(i)|)
+	rowWeight := make([]float64, n)
+	positives := make([]int, n)
+	anchors := 0
+	for i := range n {
+		for j := range n {
+			if i != j {
+				notSelf[i*n+j] = 1
+				if labels[i] == labels[j] {
+					positives[i]++
+				}
+			}
+			if labels[i] != labels[j] {
+				neg[i*n+j] = 1
+			}
+		}
+		if positives[i] > 0 {
+			anchors++
+		}
+	}
+	for i := range n {
+		if positives[i] == 0 {
+			continue
+		}
+		w := 1 / float64(anchors*positives[i])
+		rowWeight[i] = w * float64(positives[i])
+		for j := range n {
+			if i != j && labels[i] == labels[j] {
+				wpos[i*n+j] = w
+			}
+		}
+	}
+	mat := func(v []float64) tensor.Tensor { return tensor.New(tensor.WithShape(n, n), tensor.WithBacking(v)) }
+
+	g := G.NewGraph()
+	Z := G.NewMatrix(g, tensor.Float64, G.WithShape(n, d), G.WithName("z"),
+		G.WithValue(tensor.New(tensor.WithShape(n, d), tensor.WithBacking(append([]float64(nil), z...)))))
+	S := G.Must(G.Mul(G.Must(G.Mul(Z, G.Must(G.Transpose(Z)))), G.NewConstant(1/p.Temperature)))
+	E := G.Must(G.Exp(S))
+	Wpos := G.NewConstant(mat(wpos))
+	var loss *G.Node
+	switch p.Loss {
+	case SupCon:
+		denom := G.Must(G.Sum(G.Must(G.HadamardProd(E, G.NewConstant(mat(notSelf)))), 1))
+		rw := G.NewConstant(tensor.New(tensor.WithShape(n), tensor.WithBacking(rowWeight)))
+		term1 := G.Must(G.Sum(G.Must(G.HadamardProd(G.Must(G.Log(denom)), rw))))
+		term2 := G.Must(G.Sum(G.Must(G.HadamardProd(S, Wpos))))
+		loss = G.Must(G.Sub(term1, term2))
+	case SINCERE:
+		negSum := G.Must(G.Sum(G.Must(G.HadamardProd(E, G.NewConstant(mat(neg)))), 1))
+		negCol := G.Must(G.Reshape(negSum, tensor.Shape{n, 1}))
+		D := G.Must(G.Log(G.Must(G.BroadcastAdd(E, negCol, nil, []byte{1}))))
+		loss = G.Must(G.Sum(G.Must(G.HadamardProd(G.Must(G.Sub(D, S)), Wpos))))
+	default:
+		t.Fatalf("no gorgonia graph for %v", p.Loss)
+	}
+	if _, err := G.Grad(loss, Z); err != nil {
+		t.Fatal(err)
+	}
+	m := G.NewTapeMachine(g, G.BindDualValues(Z))
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	gz, err := Z.Grad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loss.Value().Data().(float64), append([]float64(nil), gz.Data().([]float64)...)
+}
+
+func TestCPUMatchesGorgoniaAutodiff(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	e, err := NewCPU(CPUOptions{Tile: 48})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range [][3]int{{20, 6, 3}, {61, 10, 5}, {9, 4, 2}} {
+		n, d, classes := sh[0], sh[1], sh[2]
+		z, labels := randomBatch(rng, n, d, classes)
+		for _, l := range []Loss{SupCon, SINCERE} {
+			p := Params{Loss: l, Temperature: 0.5}
+			want, wantGrad := gorgoniaLoss(t, p, z, n, d, labels)
+			grad := make([]float32, n*d)
+			res, err := e.Compute(p, to32(z), n, d, labels, grad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if le, ge := relErr(res.Loss, want), relL2(grad, wantGrad); le > lossTol || ge > gradTol {
+				t.Errorf("%v n=%d: loss %.9g, gorgonia %.9g (rel %.2g); grad rel L2 %.2g", l, n, res.Loss, want, le, ge)
+			}
+			// The two float64 oracles agree to rounding.
+			ref, refGrad, _, _ := Reference(p, z, n, d, labels)
+			if le, ge := relErr(ref, want), relL2(refGrad, wantGrad); le > 1e-12 || ge > 1e-10 {
+				t.Errorf("%v n=%d: Reference and gorgonia differ: loss rel %.2g, grad rel L2 %.2g", l, n, le, ge)
+			}
+		}
+	}
+}
+
+// TestSincereNeverExceedsSupCon checks the inequality that holds pair by
+// pair (SINCERE's denominator is a subset of SupCon's), on the fused engine
+// and on the reference, over many random batches.
+func TestSincereNeverExceedsSupCon(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	e, _ := NewCPU(CPUOptions{})
+	for trial := range 60 {
+		n := 2 + rng.IntN(150)
+		d := 1 + rng.IntN(40)
+		classes := 1 + rng.IntN(12)
+		z, labels := randomBatch(rng, n, d, classes)
+		if trial%3 == 0 {
+			clustered(rng, z, labels, d, 3*rng.Float64())
+		}
+		tau := []float64{0.02, 0.05, 0.1, 0.5, 1}[trial%5]
+		sup, err := e.Compute(Params{Loss: SupCon, Temperature: tau}, to32(z), n, d, labels, nil)
+		if err == ErrNoAnchors {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sin, err := e.Compute(Params{Loss: SINCERE, Temperature: tau}, to32(z), n, d, labels, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sin.Loss > sup.Loss+1e-6*math.Abs(sup.Loss) {
+			t.Errorf("n=%d classes=%d tau=%g: SINCERE %.9g > SupCon %.9g", n, classes, tau, sin.Loss, sup.Loss)
+		}
+		rs, _, _, _ := Reference(Params{Loss: SupCon, Temperature: tau}, z, n, d, labels)
+		rn, _, _, _ := Reference(Params{Loss: SINCERE, Temperature: tau}, z, n, d, labels)
+		if rn > rs+1e-12*math.Abs(rs) {
+			t.Errorf("reference n=%d: SINCERE %.15g > SupCon %.15g", n, rn, rs)
+		}
+	}
+}
+
+func TestSupConBaseTemperature(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	z, labels := randomBatch(rng, 90, 16, 6)
+	e, _ := NewCPU(CPUOptions{})
+	p := Params{Loss: SupCon, Temperature: 0.1, BaseTemperature: 0.07}
+	want, wantGrad, _, err := Reference(p, z, 90, 16, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unscaled, _, _, _ := Reference(Params{Loss: SupCon, Temperature: 0.1}, z, 90, 16, labels)
+	if relErr(want, unscaled*0.1/0.07) > 1e-12 {
+		t.Fatalf("reference: base temperature scales the loss by %g, want tau/b", want/unscaled)
+	}
+	grad := make([]float32, 90*16)
+	res, err := e.Compute(p, to32(z), 90, 16, labels, grad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if le, ge := relErr(res.Loss, want), relL2(grad, wantGrad); le > lossTol || ge > gradTol {
+		t.Errorf("loss rel %.2g, grad rel L2 %.2g", le, ge)
+	}
+	// SINCERE ignores the base temperature.
+	a, _ := e.Compute(Params{Loss: SINCERE, Temperature: 0.1, BaseTemperature: 0.07}, to32(z), 90, 16, labels, nil)
+	b, _ := e.Compute(Params{Loss: SINCERE, Temperature: 0.1}, to32(z), 90, 16, labels, nil)
+	if a != b {
+		t.Errorf("SINCERE changed with the base temperature: %v vs %v", a, b)
+	}
+}
