@@ -38,22 +38,23 @@ type CPU struct {
 
 // rowStats holds the per-row statistics of one call, indexed by sorted row.
 type rowStats struct {
-	label                          []int32   // dense class, -1 for padding
-	negMax, posMax                 []float32 // running maxima of the online log-sum-exp
-	negSum, posSum                 []float64 // running sums, relative to the maxima
-	spSum, qSum                    []float64 // sweep 2: sum softplus, sum sigmoid
-	sumPos                         []float64 // SupCon: sum of s_ip over positives
-	pa, pb, pc                     []float32 // backward parameters (meaning depends on the loss)
-	lseNeg, lsePos                 []float64
-	positives                      []int32
-	order                          []int // original row of each sorted row
-	classStart                     []int // first sorted row of each class, and n at the end
-	negShift, posShift, tmpA, tmpB []float32
+	label               []int32   // dense class, -1 for padding
+	negMax, posMax      []float32 // running maxima of the online log-sum-exp
+	negSum, posSum      []float64 // running sums, relative to the maxima
+	spSum, qSum         []float64 // sweep 2: sum softplus, sum sigmoid
+	sumPos              []float64 // SupCon: sum of s_ip over positives
+	lseNeg, lsePos      []float64 // log-sum-exp over negatives (M_i) and positives
+	u                   []float32 // SINCERE: M_i + eps
+	softmax, expo, coef []float32 // backward: a_i, the exponent shift, c_i (gradientParams)
+	positives           []int32   // |P(i)|
+	order               []int     // original row of each sorted row
+	classStart          []int     // first sorted row of each class, and n at the end
 }
 
 // cpuWorker is one goroutine's scratch: a similarity tile, the gradient rows
 // of the block it owns, and per-row temporaries.
 type cpuWorker struct {
+	tl                               tile // the tile being swept, over s
 	s, dz                            []float32
 	maxN, maxP, shN, shP, sumN, sumP []float32
 }
@@ -91,9 +92,9 @@ func (c *CPU) tileFor(n int) int {
 	switch {
 	case c.tile > 0:
 		return c.tile
-	case n <= 192:
-		return 48
 	case n <= 2048:
+		return 48
+	case n <= 6144:
 		return 96
 	default:
 		return 192
@@ -135,8 +136,7 @@ func (c *CPU) Compute(p Params, z []float32, n, d int, labels []int, grad []floa
 	c.layout(z, n, d, t, np, dp)
 	st.resize(np)
 	c.workerScratch(t, dp)
-	tau := p.Temperature
-	sw := sweep{c: c, n: n, d: d, t: t, nb: nb, dp: dp, alpha: float32(1 / tau)}
+	sw := &sweep{c: c, n: n, d: d, t: t, nb: nb, dp: dp, alpha: float32(1 / p.Temperature), supcon: p.Loss == SupCon}
 
 	// Sweep 1: online log-sum-exp over negatives and positives of every row.
 	sw.run(sw.forward)
@@ -144,21 +144,18 @@ func (c *CPU) Compute(p Params, z []float32, n, d int, labels []int, grad []floa
 		st.lseNeg[r] = lseOf(st.negMax[r], st.negSum[r])
 		st.lsePos[r] = lseOf(st.posMax[r], st.posSum[r])
 	}
-
-	// Per-row losses, summed in a fixed order.
-	var total float64
-	switch p.Loss {
-	case SupCon:
-		sumPos := st.positiveSimilarities(z, d, tau)
+	var total float64 // sum over anchors of their mean loss term, in row order
+	if sw.supcon {
+		sumPos := st.positiveSimilarities(z, d, p.Temperature)
 		for r := range n {
 			if st.positives[r] > 0 {
-				lse := logAddExp(st.lseNeg[r], st.lsePos[r])
-				total += lse - sumPos[r]/float64(st.positives[r])
+				total += logAddExp(st.lseNeg[r], st.lsePos[r]) - sumPos[r]/float64(st.positives[r])
 			}
 		}
-	default:
+	} else {
+		// Sweep 2: l_ip = softplus(u_i - s_ip) - eps with u_i = M_i + eps.
 		for r := range n {
-			st.pa[r] = float32(st.lseNeg[r] + eps) // u_r = M_r + eps
+			st.u[r] = float32(st.lseNeg[r] + eps)
 		}
 		sw.run(sw.positives)
 		for r := range n {
@@ -169,35 +166,39 @@ func (c *CPU) Compute(p Params, z []float32, n, d int, labels []int, grad []floa
 	}
 	scale := p.scale()
 	res := Result{Loss: total / float64(anchors) * scale, Anchors: anchors}
-	if grad == nil {
-		return res, nil
+	if grad != nil {
+		st.gradientParams(sw.supcon, n, anchors, scale)
+		sw.grad = grad
+		sw.run(sw.backward)
 	}
+	return res, nil
+}
 
-	// Backward parameters per row (padding rows get zeros and -Inf).
-	ninf := math.Inf(-1)
-	for r := range np {
+// gradientParams fills the per-row parameters of the backward tile kernels
+// (see tileOps.gradSupCon and gradSincere). Rows that are not anchors, and
+// padding rows, get a zero coefficient and a -Inf exponent, so that their
+// G_ij vanish.
+func (st *rowStats) gradientParams(supcon bool, n, anchors int, scale float64) {
+	for r := range st.coef {
+		if r >= n {
+			st.u[r] = 0
+		}
 		if r >= n || st.positives[r] == 0 {
-			st.pa[r], st.pb[r], st.pc[r] = 0, float32(ninf), 0
+			st.softmax[r], st.expo[r], st.coef[r] = 0, negInf32, 0
 			continue
 		}
-		ci := scale / float64(anchors) / float64(st.positives[r])
-		switch p.Loss {
-		case SupCon:
-			// G_ij = a_i exp(s_ij - L_i) - c_i [j in P(i)]
-			st.pa[r] = float32(scale / float64(anchors))
-			st.pb[r] = float32(-logAddExp(st.lseNeg[r], st.lsePos[r]))
-			st.pc[r] = float32(ci)
-		default:
-			// c_i, W_i = log(sum_p exp(M_i - D_ip)) - M_i, u_i = M_i + eps
-			st.pb[r] = float32(math.Log(st.qSum[r]) - st.lseNeg[r])
-			st.pc[r] = float32(ci)
-			st.pa[r] = float32(st.lseNeg[r] + eps)
+		ci := scale / float64(anchors) / float64(st.positives[r]) // c_i, with the scale
+		st.coef[r] = float32(ci)
+		if supcon {
+			// G_ij = a_i exp(s_ij - L_i) - c_i [j in P(i)], a_i = c_i |P(i)|
+			st.softmax[r] = float32(scale / float64(anchors))
+			st.expo[r] = float32(-logAddExp(st.lseNeg[r], st.lsePos[r]))
+		} else {
+			// G_in = c_i exp(s_in + W_i), W_i = log(sum_p exp(M_i - D_ip)) - M_i;
+			// G_ip = -c_i sigmoid(u_i - s_ip), u_i = M_i + eps (set by sweep 2)
+			st.expo[r] = float32(math.Log(st.qSum[r]) - st.lseNeg[r])
 		}
 	}
-	sw.grad = grad
-	sw.supcon = p.Loss == SupCon
-	sw.run(sw.backward)
-	return res, nil
 }
 
 // lseOf turns an online log-sum-exp state into its value.
@@ -249,7 +250,7 @@ func (st *rowStats) sortLabels(labels []int, np int) (anchors, classes int) {
 // resize sizes the per-row arrays for np rows and resets the running
 // statistics.
 func (st *rowStats) resize(np int) {
-	for _, a := range []*[]float32{&st.negMax, &st.posMax, &st.pa, &st.pb, &st.pc} {
+	for _, a := range []*[]float32{&st.negMax, &st.posMax, &st.u, &st.softmax, &st.expo, &st.coef} {
 		*a = grow(*a, np)
 	}
 	for _, a := range []*[]float64{&st.negSum, &st.posSum, &st.spSum, &st.qSum, &st.lseNeg, &st.lsePos, &st.sumPos} {
@@ -386,7 +387,8 @@ func (sw *sweep) similarities(w *cpuWorker, bi, bj int) *tile {
 			}
 		}
 	}
-	return &tile{s: w.s, lds: t, nr: nr, nc: t, yr: c.rows.label[bi*t:], yc: c.rows.label[bj*t:]}
+	w.tl = tile{s: w.s, lds: t, nr: nr, nc: t, yr: c.rows.label[bi*t:], yc: c.rows.label[bj*t:]}
+	return &w.tl
 }
 
 // poisonDiagonal sets the self-similarities of a diagonal tile to -Inf.
@@ -450,7 +452,7 @@ func (sw *sweep) positives(w *cpuWorker, bi int) {
 		if bi == bj {
 			poisonDiagonal(tl)
 		}
-		sw.c.ops.rowSoftplus(tl, st.pa[base:], w.sumN, w.sumP)
+		sw.c.ops.rowSoftplus(tl, st.u[base:], w.sumN, w.sumP)
 		for r := range tl.nr {
 			st.spSum[base+r] += float64(w.sumN[r])
 			st.qSum[base+r] += float64(w.sumP[r])
@@ -468,9 +470,9 @@ func (sw *sweep) backward(w *cpuWorker, bi int) {
 		tl := sw.similarities(w, bi, bj)
 		cb := bj * t
 		if sw.supcon {
-			c.ops.gradSupCon(tl, st.pa[base:], st.pb[base:], st.pc[base:], st.pa[cb:], st.pb[cb:], st.pc[cb:])
+			c.ops.gradSupCon(tl, st.softmax[base:], st.expo[base:], st.coef[base:], st.softmax[cb:], st.expo[cb:], st.coef[cb:])
 		} else {
-			c.ops.gradSincere(tl, st.pc[base:], st.pb[base:], st.pa[base:], st.pc[cb:], st.pb[cb:], st.pa[cb:])
+			c.ops.gradSincere(tl, st.coef[base:], st.expo[base:], st.u[base:], st.coef[cb:], st.expo[cb:], st.u[cb:])
 		}
 		if bi == bj {
 			for r := range tl.nr {

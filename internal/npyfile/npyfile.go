@@ -185,15 +185,24 @@ func transpose[T any](v []T, rows, cols int) []T {
 	return out
 }
 
+// readMatrix reads a 2-D array.
+func readMatrix(path string) (array, error) {
+	arr, err := read(path)
+	if err != nil {
+		return array{}, err
+	}
+	if len(arr.shape) != 2 {
+		return array{}, fmt.Errorf("%s: want a 2-D array (rows, dims), got shape %v", path, arr.shape)
+	}
+	return arr, nil
+}
+
 // ReadMatrix reads a 2-D float32 or float64 array as float32 in row-major
 // order and returns it with its shape.
 func ReadMatrix(path string) (data []float32, rows, cols int, err error) {
-	arr, err := read(path)
+	arr, err := readMatrix(path)
 	if err != nil {
 		return nil, 0, 0, err
-	}
-	if len(arr.shape) != 2 {
-		return nil, 0, 0, fmt.Errorf("%s: want a 2-D array (rows, dims), got shape %v", path, arr.shape)
 	}
 	rows, cols = arr.shape[0], arr.shape[1]
 	switch v := arr.data.(type) {
@@ -206,6 +215,27 @@ func ReadMatrix(path string) (data []float32, rows, cols int, err error) {
 				return nil, 0, 0, fmt.Errorf("%s: value %g at row %d column %d overflows float32", path, x, i/cols, i%cols)
 			}
 			out[i] = float32(x)
+		}
+		return out, rows, cols, nil
+	}
+	return nil, 0, 0, fmt.Errorf("%s: want float32 or float64 values, got %s", path, arr.dtype)
+}
+
+// ReadMatrix64 reads a 2-D float32 or float64 array as float64 in row-major
+// order and returns it with its shape.
+func ReadMatrix64(path string) (data []float64, rows, cols int, err error) {
+	arr, err := readMatrix(path)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	rows, cols = arr.shape[0], arr.shape[1]
+	switch v := arr.data.(type) {
+	case []float64:
+		return v, rows, cols, nil
+	case []float32:
+		out := make([]float64, len(v))
+		for i, x := range v {
+			out[i] = float64(x)
 		}
 		return out, rows, cols, nil
 	}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/sincere-ml/sincere/internal/benchmark"
+	"github.com/sincere-ml/sincere/internal/kernels"
+)
+
+func newBenchCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the speed and memory of sincere's engines on this machine",
+		Long: `Measure sincere's engines on synthetic data. Speed is reported as the median
+of several timed runs after a warm-up; this is the only place speed is
+measured (tests never time anything).`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newBenchLossCmd(e))
+	return cmd
+}
+
+func newBenchLossCmd(e *env) *cobra.Command {
+	var (
+		o        benchmark.LossOptions
+		losses   []string
+		device   string
+		workers  int
+		portable bool
+		asJSON   bool
+		tile     int
+	)
+	cmd := &cobra.Command{
+		Use:   "loss [--n N]... [--d D] [--loss L]...",
+		Short: "Time the fused losses, forward and backward, on synthetic batches",
+		Long: `Time forward+backward of the fused losses on N unit-norm random embeddings of
+width D with labels from --classes classes in equal shares. For every N and
+loss: one warm-up run, then --runs timed runs (at least 5); the table gives the
+median, the range, GFLOP/s counted as 6 N^2 D per run, and the memory the loss
+allocated beyond its inputs and outputs (its scratch, on the warm-up run).`,
+		Example: `  sincere bench loss
+  sincere bench loss --n 1024 --n 8192 --n 65536 --loss sincere
+  sincere bench loss --n 8192 --loss all --runs 7 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if o.Losses, err = benchmark.ParseLosses(losses); err != nil {
+				return err
+			}
+			opt := kernels.CPUOptions{Workers: workers, Portable: portable, Tile: tile}
+			probe, err := kernels.Open(device, opt)
+			if err != nil {
+				return err
+			}
+			if cpu, ok := probe.(*kernels.CPU); ok {
+				e.logf("bench: cpu, %s kernels, %d workers", cpu.Kernels(), cpu.Workers())
+			}
+			open := func() (kernels.Engine, error) { return kernels.Open(device, opt) }
+			rows, err := benchmark.RunLoss(o, open, e.benchProgress())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return benchmark.WriteLossJSON(e.stdout, rows)
+			}
+			return benchmark.WriteLossTable(e.stdout, rows)
+		},
+	}
+	f := cmd.Flags()
+	f.IntSliceVar(&o.Sizes, "n", []int{1024, 8192}, "batch size N (repeat or comma-separate for several)")
+	f.IntVar(&o.Dim, "d", 128, "embedding width D")
+	f.StringSliceVar(&losses, "loss", []string{"all"}, "loss to time: supcon, sincere, eps-supinfonce or all (repeatable)")
+	f.IntVar(&o.Runs, "runs", benchmark.MinRuns, "timed runs per case after the warm-up (at least 5)")
+	f.Float64Var(&o.Temperature, "temperature", 0.1, "temperature tau")
+	f.Float64Var(&o.Epsilon, "epsilon", 0.25, "margin of eps-supinfonce")
+	f.IntVar(&o.Classes, "classes", 10, "number of classes in each batch, in equal shares")
+	f.Uint64Var(&o.Seed, "seed", 1, "seed of the synthetic batch")
+	f.StringVar(&device, "device", kernels.DeviceAuto, "cpu, cuda or auto")
+	f.IntVar(&workers, "workers", 0, "CPU worker goroutines (0: one per core)")
+	f.BoolVar(&portable, "portable", false, "use the pure-Go CPU kernels even where assembly ones exist")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per case instead of the table")
+	f.IntVar(&tile, "tile", 0, "CPU tile side, a multiple of 48 (0: chosen from N)")
+	_ = f.MarkHidden("tile")
+	return cmd
+}
+
+// benchProgress returns the progress callback for a benchmark: a bar on a
+// terminal, a line per run that took a second or more otherwise, nothing
+// with --quiet.
+func (e *env) benchProgress() func(done, total int, what string) {
+	if e.quiet {
+		return nil
+	}
+	if e.interactive {
+		var bar *progressbar.ProgressBar
+		return func(done, total int, what string) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(e.stderr),
+					progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(),
+					progressbar.OptionSetWidth(30))
+			}
+			bar.Describe(what)
+			_ = bar.Set(done)
+		}
+	}
+	last := time.Now()
+	return func(done, total int, what string) {
+		now := time.Now()
+		if took := now.Sub(last); took >= time.Second || done == total {
+			e.logf("bench: %s, run %d of %d (%.1f s)", what, done, total, took.Seconds())
+		}
+		last = now
+	}
+}

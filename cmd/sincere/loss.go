@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/npyfile"
+)
+
+// lossOutput is the JSON object `sincere loss` prints.
+type lossOutput struct {
+	Loss            float64  `json:"loss"`
+	N               int      `json:"n"`
+	D               int      `json:"d"`
+	Anchors         int      `json:"anchors"`
+	Device          string   `json:"device"`
+	Method          string   `json:"method"`
+	Temperature     float64  `json:"temperature"`
+	Epsilon         *float64 `json:"epsilon,omitempty"`
+	BaseTemperature *float64 `json:"base_temperature,omitempty"`
+	GradOut         string   `json:"grad_out,omitempty"`
+}
+
+func newLossCmd(e *env) *cobra.Command {
+	var (
+		lossName, zPath, yPath, gradPath, device string
+		p                                        kernels.Params
+	)
+	cmd := &cobra.Command{
+		Use:   "loss --loss NAME --temperature T --embeddings Z.npy --labels Y.npy [--grad-out G.npy]",
+		Short: "Evaluate a supervised contrastive loss and its gradient on saved embeddings",
+		Long: `Evaluate SupCon, SINCERE or eps-SupInfoNCE on embeddings saved as .npy files,
+exactly as DESIGN section 2 defines them, and print one JSON object:
+
+  {"loss": ..., "n": N, "d": D, "anchors": |A|, "device": "cpu", ...}
+
+Z.npy holds an (N, D) float32 or float64 array, one embedding per row,
+L2-normalised by you (rows are used as given); Y.npy holds N labels of any
+integer dtype. Two views of B images are simply N = 2B rows with repeated
+labels; the order of rows does not matter. Anchors (rows with at least one
+positive) are counted in "anchors"; rows whose label occurs once are only
+negatives. With --grad-out the gradient dL/dZ is written as an (N, D) float32
+.npy file, atomically: the file appears whole or not at all.
+
+SupCon's --base-temperature b multiplies the loss by T/b; 0 (the default)
+means b = T, as the SINCERE authors use it (HobbitLong's SupCon code uses
+0.07). --epsilon is eps-SupInfoNCE's margin.`,
+		Example: `  sincere loss --loss sincere --temperature 0.1 --embeddings z.npy --labels y.npy
+  sincere loss --loss supcon --temperature 0.1 --base-temperature 0.07 \
+      --embeddings z.npy --labels y.npy --grad-out dz.npy
+  sincere loss --loss eps-supinfonce --epsilon 0.25 --temperature 0.05 \
+      --embeddings z.npy --labels y.npy --device auto`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := kernels.ParseLoss(lossName)
+			if err != nil {
+				return err
+			}
+			p.Loss = l
+			if err := p.Validate(); err != nil {
+				return err
+			}
+			z, n, d, err := npyfile.ReadMatrix(zPath)
+			if err != nil {
+				return fmt.Errorf("embeddings: %w", err)
+			}
+			labels, err := npyfile.ReadLabels(yPath)
+			if err != nil {
+				return fmt.Errorf("labels: %w", err)
+			}
+			if len(labels) != n {
+				return fmt.Errorf("%s holds %d labels for the %d embeddings in %s", yPath, len(labels), n, zPath)
+			}
+			if err := kernels.CheckInputs(z, n, d, labels); err != nil {
+				return fmt.Errorf("%s: %w", zPath, err)
+			}
+			eng, err := kernels.Open(device, kernels.CPUOptions{})
+			if err != nil {
+				return err
+			}
+			var grad []float32
+			if gradPath != "" {
+				grad = make([]float32, n*d)
+			}
+			res, err := eng.Compute(p, z, n, d, labels, grad)
+			if err != nil {
+				return err
+			}
+			if gradPath != "" {
+				if err := npyfile.WriteMatrix(gradPath, grad, n, d); err != nil {
+					return fmt.Errorf("gradient: %w", err)
+				}
+			}
+			out := lossOutput{Loss: res.Loss, N: n, D: d, Anchors: res.Anchors, Device: eng.Device(),
+				Method: l.String(), Temperature: p.Temperature, GradOut: gradPath}
+			switch l {
+			case kernels.EpsSupInfoNCE:
+				out.Epsilon = &p.Epsilon
+			case kernels.SupCon:
+				b := p.BaseTemperature
+				if b == 0 {
+					b = p.Temperature
+				}
+				out.BaseTemperature = &b
+			}
+			enc := json.NewEncoder(e.stdout)
+			return enc.Encode(out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&lossName, "loss", "", "the loss: supcon, sincere or eps-supinfonce")
+	f.Float64Var(&p.Temperature, "temperature", 0, "temperature tau > 0 (similarities are z_i.z_j / tau)")
+	f.Float64Var(&p.Epsilon, "epsilon", 0.25, "margin of eps-supinfonce (ignored by the others)")
+	f.Float64Var(&p.BaseTemperature, "base-temperature", 0, "SupCon's base temperature b (loss times tau/b); 0 means b = tau")
+	f.StringVar(&zPath, "embeddings", "", "(N, D) float32 or float64 .npy file of embeddings")
+	f.StringVar(&yPath, "labels", "", "(N,) integer .npy file of labels")
+	f.StringVar(&gradPath, "grad-out", "", "write dL/dZ here as an (N, D) float32 .npy file")
+	f.StringVar(&device, "device", kernels.DeviceAuto, "cpu, cuda, or auto (the GPU when this binary has CUDA support and one is present)")
+	for _, name := range []string{"loss", "temperature", "embeddings", "labels"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
+)
+
+func newVersionCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, the CPU kernels in use and whether CUDA is built in",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cpu, err := kernels.NewCPU(kernels.CPUOptions{})
+			if err != nil {
+				return err
+			}
+			cuda := "not built in (build with `make cuda` for NVIDIA GPUs)"
+			if kernels.CUDASupport {
+				cuda = "built in"
+			}
+			fmt.Fprintf(e.stdout, "sincere %s\n", version)
+			fmt.Fprintf(e.stdout, "go:   %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(e.stdout, "cpu:  %s kernels, %d workers\n", cpu.Kernels(), cpu.Workers())
+			fmt.Fprintf(e.stdout, "cuda: %s\n", cuda)
+			return nil
+		},
+	}
+}
