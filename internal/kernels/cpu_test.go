@@ -21,7 +21,7 @@ func engines(t *testing.T) map[string]*CPU {
 	t.Helper()
 	out := map[string]*CPU{}
 	for _, portable := range []bool{true, false} {
-		for _, opt := range []CPUOptions{{Workers: 1, Tile: 48}, {Workers: 3, Tile: 96}, {Workers: 2}} {
+		for _, opt := range []CPUOptions{{Workers: 1, Tile: 48}, {Workers: 3, Tile: 96}, {Workers: 2, Tile: 192}, {Workers: 2}} {
 			opt.Portable = portable
 			e, err := NewCPU(opt)
 			if err != nil {
@@ -252,6 +252,38 @@ func TestCPUForwardOnly(t *testing.T) {
 		b, _ := e.Compute(p, to32(z), 70, 9, labels, make([]float32, 70*9))
 		if a != b {
 			t.Errorf("%v: forward-only %+v, with gradient %+v", l, a, b)
+		}
+	}
+}
+
+// TestCPUIsDeterministic checks the claim that each row block is computed by
+// one worker start to end: the bits do not depend on the number of workers.
+func TestCPUIsDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	z, labels := randomBatch(rng, 500, 24, 7)
+	for _, l := range []Loss{SupCon, SINCERE} {
+		p := Params{Loss: l, Temperature: 0.1}
+		var first []float32
+		var firstLoss float64
+		for _, w := range []int{1, 2, 5} {
+			e, _ := NewCPU(CPUOptions{Workers: w})
+			grad := make([]float32, len(z))
+			res, err := e.Compute(p, to32(z), 500, 24, labels, grad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first, firstLoss = grad, res.Loss
+				continue
+			}
+			if res.Loss != firstLoss {
+				t.Errorf("%v: %d workers give loss %v, 1 worker %v", l, w, res.Loss, firstLoss)
+			}
+			for i := range grad {
+				if grad[i] != first[i] {
+					t.Fatalf("%v: %d workers differ at gradient element %d", l, w, i)
+				}
+			}
 		}
 	}
 }
