@@ -5,7 +5,7 @@ BIN     := bin/sincere
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test lint bench run peak-rss clean
+.PHONY: build test lint bench run data peak-rss clean
 
 ## build: the CPU binary (pure Go, no CGO) in bin/sincere
 build:
@@ -24,13 +24,18 @@ lint:
 	$(GO) vet -tags purego ./...
 	GOARCH=arm64 $(GO) build ./...
 
-## bench: time the fused losses at N = 1024, 8192 and 65536 (several minutes)
+## bench: time the fused losses at N = 1024, 8192 and 65536 (several minutes), and the input pipeline
 bench: build
 	$(BIN) bench loss --n 1024 --n 8192 --n 65536
+	$(BIN) bench data
 
 ## run: the main job; until training lands, the loss benchmark at N = 1024, 8192
 run: build
 	$(BIN) bench loss --n 1024 --n 8192
+
+## data: install MNIST (Go module cache) and Fashion-MNIST (Debian package)
+data:
+	scripts/install-data.sh
 
 ## peak-rss: peak memory of a whole `sincere loss` process at N = 8192, D = 128
 peak-rss: build
