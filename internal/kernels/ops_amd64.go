@@ -104,3 +104,22 @@ func gradSincereFast(t *tile, cr, wr, ur, cc, wc, uc []float32) {
 	}
 	gradSincereAVX2(&t.s[0], t.lds, t.nr, t.nc, &t.yr[0], &t.yc[0], &cr[0], &wr[0], &ur[0], &cc[0], &wc[0], &uc[0])
 }
+
+//go:noescape
+func sgemmMicroAVX2(k int, a, b, c *float32, ldc int, alpha float32, accumulate bool)
+
+// fastMicro returns the assembly 6x16 packed micro-kernel, or nil without
+// AVX2 and FMA.
+func fastMicro() func(k int, a, b, c []float32, ldc int, alpha float32, accumulate bool) {
+	if fastOps() == nil {
+		return nil
+	}
+	return microAVX2
+}
+
+func microAVX2(k int, a, b, c []float32, ldc int, alpha float32, accumulate bool) {
+	if len(a) < k*gemmMR || len(b) < k*gemmNR || len(c) < (gemmMR-1)*ldc+gemmNR || ldc < gemmNR {
+		panic("kernels: micro-kernel operands too short")
+	}
+	sgemmMicroAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, accumulate)
+}

@@ -517,3 +517,117 @@ gnRowEnd:
 gnDone:
 	VZEROUPPER
 	RET
+
+// PSTEP is one k of the packed micro-kernel: A's 6 values at SI, B's 16 at DI.
+#define PSTEP \
+	VMOVUPS      (DI), Y12; \
+	VMOVUPS      32(DI), Y13; \
+	VBROADCASTSS (SI), Y14; \
+	VFMADD231PS  Y12, Y14, Y0; \
+	VFMADD231PS  Y13, Y14, Y1; \
+	VBROADCASTSS 4(SI), Y15; \
+	VFMADD231PS  Y12, Y15, Y2; \
+	VFMADD231PS  Y13, Y15, Y3; \
+	VBROADCASTSS 8(SI), Y14; \
+	VFMADD231PS  Y12, Y14, Y4; \
+	VFMADD231PS  Y13, Y14, Y5; \
+	VBROADCASTSS 12(SI), Y15; \
+	VFMADD231PS  Y12, Y15, Y6; \
+	VFMADD231PS  Y13, Y15, Y7; \
+	VBROADCASTSS 16(SI), Y14; \
+	VFMADD231PS  Y12, Y14, Y8; \
+	VFMADD231PS  Y13, Y14, Y9; \
+	VBROADCASTSS 20(SI), Y15; \
+	VFMADD231PS  Y12, Y15, Y10; \
+	VFMADD231PS  Y13, Y15, Y11; \
+	ADDQ         $24, SI; \
+	ADDQ         $64, DI
+
+// func sgemmMicroAVX2(k int, a, b, c *float32, ldc int, alpha float32, accumulate bool)
+//
+// C[0:6, 0:16] = alpha * sum_p A[p][0:6] B[p][0:16] (+ C when accumulate),
+// with A packed 6 values per p and B 16 per p; C row-major, ldc in elements.
+TEXT ·sgemmMicroAVX2(SB), NOSPLIT, $0-45
+	MOVQ k+0(FP), R11
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), CX
+	MOVQ ldc+32(FP), R10
+	SHLQ $2, R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+microK4:
+	CMPQ R11, $4
+	JLT  microK1
+	PSTEP
+	PSTEP
+	PSTEP
+	PSTEP
+	SUBQ $4, R11
+	JMP  microK4
+
+microK1:
+	TESTQ R11, R11
+	JEQ   microStore
+	PSTEP
+	DECQ  R11
+	JMP   microK1
+
+microStore:
+	VBROADCASTSS alpha+40(FP), Y12
+	VMULPS  Y12, Y0, Y0
+	VMULPS  Y12, Y1, Y1
+	VMULPS  Y12, Y2, Y2
+	VMULPS  Y12, Y3, Y3
+	VMULPS  Y12, Y4, Y4
+	VMULPS  Y12, Y5, Y5
+	VMULPS  Y12, Y6, Y6
+	VMULPS  Y12, Y7, Y7
+	VMULPS  Y12, Y8, Y8
+	VMULPS  Y12, Y9, Y9
+	VMULPS  Y12, Y10, Y10
+	VMULPS  Y12, Y11, Y11
+	LEAQ    (R10)(R10*2), SI
+	LEAQ    (R10)(R10*4), DI
+	MOVBLZX accumulate+44(FP), R11
+	TESTQ   R11, R11
+	JEQ     microWrite
+	VADDPS  (CX), Y0, Y0
+	VADDPS  32(CX), Y1, Y1
+	VADDPS  (CX)(R10*1), Y2, Y2
+	VADDPS  32(CX)(R10*1), Y3, Y3
+	VADDPS  (CX)(R10*2), Y4, Y4
+	VADDPS  32(CX)(R10*2), Y5, Y5
+	VADDPS  (CX)(SI*1), Y6, Y6
+	VADDPS  32(CX)(SI*1), Y7, Y7
+	VADDPS  (CX)(R10*4), Y8, Y8
+	VADDPS  32(CX)(R10*4), Y9, Y9
+	VADDPS  (CX)(DI*1), Y10, Y10
+	VADDPS  32(CX)(DI*1), Y11, Y11
+
+microWrite:
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, (CX)(R10*1)
+	VMOVUPS Y3, 32(CX)(R10*1)
+	VMOVUPS Y4, (CX)(R10*2)
+	VMOVUPS Y5, 32(CX)(R10*2)
+	VMOVUPS Y6, (CX)(SI*1)
+	VMOVUPS Y7, 32(CX)(SI*1)
+	VMOVUPS Y8, (CX)(R10*4)
+	VMOVUPS Y9, 32(CX)(R10*4)
+	VMOVUPS Y10, (CX)(DI*1)
+	VMOVUPS Y11, 32(CX)(DI*1)
+	VZEROUPPER
+	RET

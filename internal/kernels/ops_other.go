@@ -4,3 +4,8 @@ package kernels
 
 // fastOps returns nil: this build has only the portable kernels.
 func fastOps() *tileOps { return nil }
+
+// fastMicro returns nil: this build multiplies matrices with gonum.
+func fastMicro() func(k int, a, b, c []float32, ldc int, alpha float32, accumulate bool) {
+	return nil
+}

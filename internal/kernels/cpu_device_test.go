@@ -1,0 +1,308 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func devices(t *testing.T) map[string]*CPUDevice {
+	t.Helper()
+	out := map[string]*CPUDevice{}
+	for name, opt := range map[string]CPUOptions{"portable/1": {Workers: 1, Portable: true}, "fast/3": {Workers: 3}} {
+		d, err := NewCPUDevice(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = d
+	}
+	return out
+}
+
+// naiveConv computes the convolution in float64.
+func naiveConv(g ConvGeom, x, w []float32) []float64 {
+	ho, wo := g.OutH(), g.OutW()
+	y := make([]float64, g.N*g.K*ho*wo)
+	for n := range g.N {
+		for k := range g.K {
+			for oh := range ho {
+				for ow := range wo {
+					var s float64
+					for c := range g.C {
+						for r := range g.R {
+							for q := range g.S {
+								ih, iw := oh*g.Stride-g.Pad+r, ow*g.Stride-g.Pad+q
+								if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
+									s += float64(x[((n*g.C+c)*g.H+ih)*g.W+iw]) * float64(w[((k*g.C+c)*g.R+r)*g.S+q])
+								}
+							}
+						}
+					}
+					y[((n*g.K+k)*ho+oh)*wo+ow] = s
+				}
+			}
+		}
+	}
+	return y
+}
+
+// dot returns sum a*b in float64.
+func dot32(a []float32, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * b[i]
+	}
+	return s
+}
+
+func TestConv2DForwardAndBackward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	geoms := []ConvGeom{
+		{N: 2, C: 3, H: 7, W: 6, K: 5, R: 3, S: 3, Stride: 1, Pad: 1},
+		{N: 3, C: 4, H: 9, W: 9, K: 6, R: 3, S: 3, Stride: 2, Pad: 1},
+		{N: 70, C: 2, H: 5, W: 5, K: 3, R: 1, S: 1, Stride: 2, Pad: 0},
+		{N: 1, C: 1, H: 28, W: 28, K: 8, R: 3, S: 3, Stride: 1, Pad: 1},
+		{N: 5, C: 3, H: 4, W: 6, K: 2, R: 2, S: 3, Stride: 1, Pad: 0},
+	}
+	for name, d := range devices(t) {
+		for _, g := range geoms {
+			if err := g.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			x := randomVec(rng, g.N*g.C*g.H*g.W, -1, 1)
+			w := randomVec(rng, g.K*g.C*g.R*g.S, -1, 1)
+			ny := g.N * g.K * g.OutH() * g.OutW()
+			y := make(HostBuffer, ny)
+			d.Conv2D(g, HostBuffer(x), HostBuffer(w), y)
+			want := naiveConv(g, x, w)
+			if e := relL2([]float32(y), want); e > 1e-6 {
+				t.Fatalf("%s %+v: forward rel err %.2g", name, g, e)
+			}
+			// Backward: L = sum r . y, so dL/dx and dL/dw are checked against
+			// the adjoint identity and by perturbing single inputs.
+			r := randomVec(rng, ny, -1, 1)
+			dx := make(HostBuffer, len(x))
+			dw := make(HostBuffer, len(w))
+			dw[0] = 1 // accumulated into
+			d.Conv2DBackward(g, HostBuffer(x), HostBuffer(w), HostBuffer(r), dx, dw)
+			dw[0]--
+			r64 := to64(r)
+			for _, probe := range []struct {
+				v    []float32
+				grad []float32
+			}{{x, dx}, {w, dw}} {
+				for range 6 {
+					i := rng.IntN(len(probe.v))
+					old := probe.v[i]
+					probe.v[i] = old + 0.5
+					up := dot32to64(naiveConv(g, x, w), r64)
+					probe.v[i] = old - 0.5
+					down := dot32to64(naiveConv(g, x, w), r64)
+					probe.v[i] = old
+					fd := (up - down) // linear in each input: exact with step 0.5 each way
+					if math.Abs(fd-float64(probe.grad[i])) > 1e-4*(1+math.Abs(fd)) {
+						t.Fatalf("%s %+v: gradient %v, finite difference %v", name, g, probe.grad[i], fd)
+					}
+				}
+			}
+		}
+	}
+}
+
+func dot32to64(a []float64, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// bnLoss evaluates L = sum r . BN(x) in float64 with batch statistics.
+func bnLoss(n, c, hw int, x, gamma, beta []float32, r []float32, eps float64) float64 {
+	var L float64
+	for ch := range c {
+		var s, q float64
+		for i := range n {
+			for j := range hw {
+				s += float64(x[(i*c+ch)*hw+j])
+			}
+		}
+		m := s / float64(n*hw)
+		for i := range n {
+			for j := range hw {
+				dv := float64(x[(i*c+ch)*hw+j]) - m
+				q += dv * dv
+			}
+		}
+		v := q / float64(n*hw)
+		for i := range n {
+			for j := range hw {
+				k := (i*c+ch)*hw + j
+				L += float64(r[k]) * (float64(gamma[ch])*(float64(x[k])-m)/math.Sqrt(v+eps) + float64(beta[ch]))
+			}
+		}
+	}
+	return L
+}
+
+func TestBatchNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	for name, d := range devices(t) {
+		n, c, hw := 6, 3, 5
+		x := randomVec(rng, n*c*hw, -2, 3)
+		gamma, beta := randomVec(rng, c, 0.5, 1.5), randomVec(rng, c, -1, 1)
+		runM, runV := make(HostBuffer, c), HostBuffer{1, 1, 1}
+		mean, inv, y := make(HostBuffer, c), make(HostBuffer, c), make(HostBuffer, len(x))
+		d.BatchNormTrain(n, c, hw, HostBuffer(x), HostBuffer(gamma), HostBuffer(beta), 1e-5, 0.1, runM, runV, mean, inv, y)
+		for ch := range c {
+			mu, v := channelStats(x, n, c, hw, ch)
+			if math.Abs(float64(mean[ch])-mu) > 1e-6 || math.Abs(float64(runM[ch])-0.1*mu) > 1e-6 ||
+				math.Abs(float64(runV[ch])-(0.9+0.1*v*30/29)) > 1e-5 {
+				t.Fatalf("%s: channel %d stats %v %v %v %v", name, ch, mean[ch], runM[ch], runV[ch], v)
+			}
+		}
+		r := randomVec(rng, len(x), -1, 1)
+		if got, want := dot32(y, to64(r)), bnLoss(n, c, hw, x, gamma, beta, r, 1e-5); math.Abs(got-want) > 1e-4 {
+			t.Fatalf("%s: forward %v want %v", name, got, want)
+		}
+		dx, dg, db := make(HostBuffer, len(x)), make(HostBuffer, c), make(HostBuffer, c)
+		d.BatchNormBackward(n, c, hw, HostBuffer(x), HostBuffer(gamma), mean, inv, HostBuffer(r), dx, dg, db)
+		for _, probe := range []struct {
+			v, g []float32
+		}{{x, dx}, {gamma, dg}, {beta, db}} {
+			for range 5 {
+				i := rng.IntN(len(probe.v))
+				old := probe.v[i]
+				h := float32(1e-3)
+				probe.v[i] = old + h
+				up := bnLoss(n, c, hw, x, gamma, beta, r, 1e-5)
+				probe.v[i] = old - h
+				down := bnLoss(n, c, hw, x, gamma, beta, r, 1e-5)
+				probe.v[i] = old
+				fd := (up - down) / (2 * float64(h))
+				if math.Abs(fd-float64(probe.g[i])) > 2e-3*(1+math.Abs(fd)) {
+					t.Fatalf("%s: gradient %v, finite difference %v", name, probe.g[i], fd)
+				}
+			}
+		}
+		// Eval mode with the running statistics.
+		d.BatchNormEval(n, c, hw, HostBuffer(x), HostBuffer(gamma), HostBuffer(beta), runM, runV, 1e-5, y)
+		want := (float64(x[0])-float64(runM[0]))/math.Sqrt(float64(runV[0])+1e-5)*float64(gamma[0]) + float64(beta[0])
+		if math.Abs(float64(y[0])-want) > 1e-5 {
+			t.Errorf("%s: eval %v want %v", name, y[0], want)
+		}
+	}
+}
+
+func TestL2NormalizeAndCrossEntropy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(45, 46))
+	for name, d := range devices(t) {
+		rows, cols := 7, 5
+		x := randomVec(rng, rows*cols, -1, 1)
+		y, norms := make(HostBuffer, len(x)), make(HostBuffer, rows)
+		d.L2Normalize(rows, cols, HostBuffer(x), y, norms)
+		r := randomVec(rng, len(x), -1, 1)
+		loss := func() float64 {
+			var L float64
+			for i := range rows {
+				var s float64
+				for j := range cols {
+					s += float64(x[i*cols+j]) * float64(x[i*cols+j])
+				}
+				for j := range cols {
+					L += float64(r[i*cols+j]) * float64(x[i*cols+j]) / math.Sqrt(s)
+				}
+			}
+			return L
+		}
+		if math.Abs(dot32(y, to64(r))-loss()) > 1e-5 {
+			t.Fatalf("%s: L2 forward", name)
+		}
+		dx := make(HostBuffer, len(x))
+		d.L2NormalizeBackward(rows, cols, y, norms, HostBuffer(r), dx)
+		for i := range x {
+			old := x[i]
+			x[i] = old + 1e-3
+			up := loss()
+			x[i] = old - 1e-3
+			down := loss()
+			x[i] = old
+			if fd := (up - down) / 2e-3; math.Abs(fd-float64(dx[i])) > 1e-3*(1+math.Abs(fd)) {
+				t.Fatalf("%s: L2 gradient %v, finite difference %v", name, dx[i], fd)
+			}
+		}
+		classes := 4
+		logits := randomVec(rng, rows*classes, -3, 3)
+		labels := []int{0, 3, 1, 1, 2, 0, 3}
+		dl := make(HostBuffer, len(logits))
+		ce := d.SoftmaxCrossEntropy(rows, classes, HostBuffer(logits), labels, dl)
+		ceOf := func() float64 {
+			var L float64
+			for i := range rows {
+				var s float64
+				for j := range classes {
+					s += math.Exp(float64(logits[i*classes+j]))
+				}
+				L += math.Log(s) - float64(logits[i*classes+labels[i]])
+			}
+			return L / float64(rows)
+		}
+		if math.Abs(ce-ceOf()) > 1e-6 {
+			t.Fatalf("%s: cross entropy %v want %v", name, ce, ceOf())
+		}
+		for i := range logits {
+			old := logits[i]
+			logits[i] = old + 1e-3
+			up := ceOf()
+			logits[i] = old - 1e-3
+			down := ceOf()
+			logits[i] = old
+			if fd := (up - down) / 2e-3; math.Abs(fd-float64(dl[i])) > 1e-4 {
+				t.Fatalf("%s: CE gradient %v, finite difference %v", name, dl[i], fd)
+			}
+		}
+	}
+}
+
+func TestElementwiseAndSGD(t *testing.T) {
+	for name, d := range devices(t) {
+		x := HostBuffer{-1, 2, 0, 3, -0.5, 4}
+		y := make(HostBuffer, 6)
+		d.ReLU(x, y)
+		dx := make(HostBuffer, 6)
+		d.ReLUBackward(y, HostBuffer{1, 1, 1, 1, 1, 1}, dx)
+		if y[0] != 0 || y[1] != 2 || dx[0] != 0 || dx[1] != 1 || dx[2] != 0 {
+			t.Errorf("%s: relu %v %v", name, y, dx)
+		}
+		pooled := make(HostBuffer, 2)
+		d.GlobalAvgPool(1, 2, 3, x, pooled)
+		if math.Abs(float64(pooled[0])-1.0/3) > 1e-6 || math.Abs(float64(pooled[1])-6.5/3) > 1e-6 {
+			t.Errorf("%s: pool %v", name, pooled)
+		}
+		d.GlobalAvgPoolBackward(1, 2, 3, HostBuffer{3, 6}, dx)
+		if dx[0] != 1 || dx[5] != 2 {
+			t.Errorf("%s: pool backward %v", name, dx)
+		}
+		d.Add(x, x, y)
+		if y[3] != 6 {
+			t.Errorf("%s: add %v", name, y)
+		}
+		m := HostBuffer{1, 2, 3, 4, 5, 6} // 2 x 3
+		d.AddBias(m, 2, 3, HostBuffer{10, 20, 30})
+		db := HostBuffer{1, 1, 1}
+		d.SumRows(m, 2, 3, db)
+		if m[5] != 36 || db[0] != 1+11+14 {
+			t.Errorf("%s: bias %v %v", name, m, db)
+		}
+		w, g, v := HostBuffer{1, -2}, HostBuffer{0.5, 0.25}, HostBuffer{0, 0.1}
+		d.SGD(w, g, v, 0.1, 0.9, 0.01)
+		// v = 0.9 v + g + 0.01 w; w -= 0.1 v
+		if math.Abs(float64(v[0])-0.51) > 1e-6 || math.Abs(float64(w[0])-(1-0.051)) > 1e-6 ||
+			math.Abs(float64(v[1])-(0.09+0.25-0.02)) > 1e-6 {
+			t.Errorf("%s: sgd w %v v %v", name, w, v)
+		}
+		if s := d.SumSquares(HostBuffer{3, 4}); s != 25 {
+			t.Errorf("%s: sum squares %v", name, s)
+		}
+	}
+}
