@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/sincere-ml/sincere/internal/experiment"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,6 +30,9 @@ func run(args []string, stdout, stderr io.Writer, interactive bool) int {
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "sincere: "+oneLine(err.Error()))
+		if errors.Is(err, experiment.ErrInterrupted) {
+			return 130 // as a shell reports a process stopped by Ctrl-C
+		}
 		return 1
 	}
 	return 0
@@ -68,7 +74,7 @@ Start with ` + "`sincere loss --help`" + ` to evaluate a loss on saved embedding
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.PersistentFlags().BoolVarP(&e.quiet, "quiet", "q", false, "no progress bars or progress lines")
-	root.AddCommand(newVersionCmd(e), newLossCmd(e), newDataCmd(e), newBenchCmd(e))
+	root.AddCommand(newVersionCmd(e), newLossCmd(e), newDataCmd(e), newPretrainCmd(e), newBenchCmd(e))
 	return root
 }
 

@@ -6,86 +6,25 @@ import (
 	"testing"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
+
+	"github.com/sincere-ml/sincere/internal/oracle"
 )
 
-// gorgoniaLoss builds SupCon or SINCERE as a gorgonia expression graph over
-// the full similarity matrix, with masks as constants, and returns the loss
-// and gorgonia's symbolic gradient with respect to Z. It shares no code with
-// Reference or the fused engine: an independent second oracle.
+// gorgoniaLoss evaluates the loss and its gradient with respect to Z through
+// gorgonia's symbolic differentiation (package oracle): an independent
+// second oracle that shares no code with Reference or the fused engine.
 func gorgoniaLoss(t *testing.T, p Params, z []float64, n, d int, labels []int) (float64, []float64) {
 	t.Helper()
-	notSelf := make([]float64, n*n)
-	neg := make([]float64, n*n)
-	wpos := make([]float64, n*n) // w_i [p in P(i)], w_i = 1 / (|A| |P(i)|)
-	rowWeight := make([]float64, n)
-	positives := make([]int, n)
-	anchors := 0
-	for i := range n {
-		for j := range n {
-			if i != j {
-				notSelf[i*n+j] = 1
-				if labels[i] == labels[j] {
-					positives[i]++
-				}
-			}
-			if labels[i] != labels[j] {
-				neg[i*n+j] = 1
-			}
-		}
-		if positives[i] > 0 {
-			anchors++
-		}
-	}
-	for i := range n {
-		if positives[i] == 0 {
-			continue
-		}
-		w := 1 / float64(anchors*positives[i])
-		rowWeight[i] = w * float64(positives[i])
-		for j := range n {
-			if i != j && labels[i] == labels[j] {
-				wpos[i*n+j] = w
-			}
-		}
-	}
-	mat := func(v []float64) tensor.Tensor { return tensor.New(tensor.WithShape(n, n), tensor.WithBacking(v)) }
-
-	g := G.NewGraph()
-	Z := G.NewMatrix(g, tensor.Float64, G.WithShape(n, d), G.WithName("z"),
-		G.WithValue(tensor.New(tensor.WithShape(n, d), tensor.WithBacking(append([]float64(nil), z...)))))
-	S := G.Must(G.Mul(G.Must(G.Mul(Z, G.Must(G.Transpose(Z)))), G.NewConstant(1/p.Temperature)))
-	E := G.Must(G.Exp(S))
-	Wpos := G.NewConstant(mat(wpos))
-	var loss *G.Node
-	switch p.Loss {
-	case SupCon:
-		denom := G.Must(G.Sum(G.Must(G.HadamardProd(E, G.NewConstant(mat(notSelf)))), 1))
-		rw := G.NewConstant(tensor.New(tensor.WithShape(n), tensor.WithBacking(rowWeight)))
-		term1 := G.Must(G.Sum(G.Must(G.HadamardProd(G.Must(G.Log(denom)), rw))))
-		term2 := G.Must(G.Sum(G.Must(G.HadamardProd(S, Wpos))))
-		loss = G.Must(G.Sub(term1, term2))
-	case SINCERE:
-		negSum := G.Must(G.Sum(G.Must(G.HadamardProd(E, G.NewConstant(mat(neg)))), 1))
-		negCol := G.Must(G.Reshape(negSum, tensor.Shape{n, 1}))
-		D := G.Must(G.Log(G.Must(G.BroadcastAdd(E, negCol, nil, []byte{1}))))
-		loss = G.Must(G.Sum(G.Must(G.HadamardProd(G.Must(G.Sub(D, S)), Wpos))))
-	default:
-		t.Fatalf("no gorgonia graph for %v", p.Loss)
-	}
-	if _, err := G.Grad(loss, Z); err != nil {
-		t.Fatal(err)
-	}
-	m := G.NewTapeMachine(g, G.BindDualValues(Z))
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	gz, err := Z.Grad()
+	Z := oracle.Var(G.NewGraph(), "z", z, n, d)
+	cost, err := oracle.ContrastiveLoss(Z, labels, p.Loss.String(), p.Temperature)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return loss.Value().Data().(float64), append([]float64(nil), gz.Data().([]float64)...)
+	loss, grads, err := oracle.Run(cost, Z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loss, grads[0]
 }
 
 func TestCPUMatchesGorgoniaAutodiff(t *testing.T) {

@@ -11,9 +11,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 
 	"codeberg.org/sbinet/npyio/npy"
+
+	"github.com/sincere-ml/sincere/internal/atomicfile"
 )
 
 // maxElements bounds the arrays this package will decode (2^34 values): a
@@ -310,43 +311,5 @@ func WriteMatrix(path string, data []float32, rows, cols int) error {
 	if err := npy.Write(&buf, view); err != nil {
 		return fmt.Errorf("%s: encode: %w", path, err)
 	}
-	return WriteAtomic(path, buf.Bytes())
-}
-
-// WriteAtomic writes b to path through a temporary file in the same
-// directory, synced and renamed into place.
-func WriteAtomic(path string, b []byte) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	done = true
-	return nil
+	return atomicfile.Write(path, buf.Bytes())
 }

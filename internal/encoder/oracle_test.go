@@ -1,0 +1,307 @@
+package encoder
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/oracle"
+)
+
+func cpu(t *testing.T) kernels.Device {
+	t.Helper()
+	d, err := kernels.NewCPUDevice(kernels.CPUOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func to64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func randVec(rng *rand.Rand, n int, lo, hi float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+	return v
+}
+
+func relL2(got []float32, want []float64) float64 {
+	var num, den float64
+	for i := range want {
+		d := float64(got[i]) - want[i]
+		num += d * d
+		den += want[i] * want[i]
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
+
+// graphOf builds the gorgonia graph of one of this package's layers on x,
+// with a variable node per parameter (recorded in vars), in training mode.
+func graphOf(t *testing.T, dev kernels.Device, l Layer, x *G.Node, vars map[*Param]*G.Node) *G.Node {
+	t.Helper()
+	v := func(p *Param) *G.Node {
+		n := oracle.Var(x.Graph(), p.Name, to64(download(dev, p.W)), p.Shape...)
+		vars[p] = n
+		return n
+	}
+	var y *G.Node
+	var err error
+	switch l := l.(type) {
+	case *Conv2D:
+		y, err = oracle.Conv2D(x, v(l.W), l.R, l.Stride, l.Pad)
+	case *BatchNorm:
+		y, err = oracle.BatchNorm(x, v(l.Gamma), v(l.Beta), bnEps)
+	case *ReLU:
+		y, err = G.Rectify(x)
+	case *Linear:
+		var b *G.Node
+		if l.B != nil {
+			b = v(l.B)
+		}
+		y, err = oracle.Linear(x, v(l.W), b)
+	case *GlobalAvgPool:
+		y, err = oracle.GlobalAvgPool(x)
+	case *L2Norm:
+		y, err = oracle.L2Normalize(x)
+	case *Sequential:
+		y = x
+		for _, sub := range l.Layers {
+			y = graphOf(t, dev, sub, y, vars)
+		}
+	case *BasicBlock:
+		m := graphOf(t, dev, l.Main, x, vars)
+		s := x
+		if l.Shortcut != nil {
+			s = graphOf(t, dev, l.Shortcut, x, vars)
+		}
+		if y, err = G.Add(m, s); err == nil {
+			y, err = G.Rectify(y)
+		}
+	default:
+		t.Fatalf("no gorgonia graph for %T", l)
+	}
+	if err != nil {
+		t.Fatalf("%T: %v", l, err)
+	}
+	return y
+}
+
+// randomize gives every parameter (and running statistic) of a layer random
+// values, so that no gradient is trivially zero.
+func randomize(dev kernels.Device, rng *rand.Rand, params []*Param) {
+	for _, p := range params {
+		dev.Upload(p.W, randVec(rng, p.Len(), -0.5, 0.5))
+		if len(p.Shape) == 1 && (p.fill == 1) { // batch norm scale: keep it away from 0
+			dev.Upload(p.W, randVec(rng, p.Len(), 0.5, 1.5))
+		}
+		dev.Fill(p.G, 0)
+	}
+}
+
+// layerCase is one layer under test with its input shape.
+type layerCase struct {
+	name  string
+	layer func(dev kernels.Device) Layer
+	shape []int
+}
+
+func layerCases() []layerCase {
+	return []layerCase{
+		{"conv3x3", func(d kernels.Device) Layer { return NewConv2D(d, "c", 3, 4, 3, 1, 1) }, []int{2, 3, 6, 5}},
+		{"conv3x3/2", func(d kernels.Device) Layer { return NewConv2D(d, "c", 2, 3, 3, 2, 1) }, []int{3, 2, 7, 7}},
+		{"conv1x1/2", func(d kernels.Device) Layer { return NewConv2D(d, "c", 4, 2, 1, 2, 0) }, []int{2, 4, 6, 6}},
+		{"batchnorm2d", func(d kernels.Device) Layer { return NewBatchNorm(d, "bn", 3) }, []int{4, 3, 3, 2}},
+		{"batchnorm1d", func(d kernels.Device) Layer { return NewBatchNorm(d, "bn", 5) }, []int{6, 5}},
+		{"relu", func(d kernels.Device) Layer { return NewReLU(d) }, []int{3, 7}},
+		{"linear", func(d kernels.Device) Layer { return NewLinear(d, "fc", 6, 4, true) }, []int{5, 6}},
+		{"linear-images", func(d kernels.Device) Layer { return NewLinear(d, "fc", 12, 3, false) }, []int{4, 3, 2, 2}},
+		{"avgpool", func(d kernels.Device) Layer { return NewGlobalAvgPool(d) }, []int{3, 4, 3, 3}},
+		{"l2norm", func(d kernels.Device) Layer { return NewL2Norm(d) }, []int{4, 6}},
+		{"block", func(d kernels.Device) Layer { return NewBasicBlock(d, "b", 3, 3, 1) }, []int{2, 3, 4, 4}},
+		{"block/2", func(d kernels.Device) Layer { return NewBasicBlock(d, "b", 2, 4, 2) }, []int{3, 2, 6, 6}},
+	}
+}
+
+func TestLayersMatchGorgoniaAndFiniteDifferences(t *testing.T) {
+	dev := cpu(t)
+	rng := rand.New(rand.NewPCG(51, 52))
+	for _, c := range layerCases() {
+		l := c.layer(dev)
+		randomize(dev, rng, l.Params())
+		n := 1
+		for _, s := range c.shape {
+			n *= s
+		}
+		xv := randVec(rng, n, -1, 1)
+		for i, v := range xv { // keep inputs away from the ReLU kink
+			if math.Abs(float64(v)) < 0.05 {
+				xv[i] = 0.05
+			}
+		}
+		x := Tensor{dev.Alloc(n), c.shape}
+		dev.Upload(x.Buf, xv)
+		y := l.Forward(x, true)
+		r := randVec(rng, y.Buf.Len(), -1, 1)
+		dy := Tensor{dev.Alloc(len(r)), y.Shape}
+		dev.Upload(dy.Buf, r)
+		yv := download(dev, y.Buf)
+		dx := download(dev, l.Backward(dy).Buf)
+
+		// gorgonia on the same weights and input.
+		g := G.NewGraph()
+		xn := oracle.Var(g, "x", to64(xv), c.shape...)
+		vars := map[*Param]*G.Node{}
+		yn := graphOf(t, dev, l, xn, vars)
+		cost, err := oracle.Dot(yn, to64(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrt := []*G.Node{xn}
+		params := l.Params()
+		for _, p := range params {
+			wrt = append(wrt, vars[p])
+		}
+		want, grads, err := oracle.Run(cost, wrt...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		// gorgonia may reuse a node's memory in later operations, so the
+		// forward pass is compared through the cost, sum(r * y).
+		var got float64
+		for i := range yv {
+			got += float64(yv[i]) * float64(r[i])
+		}
+		if math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+			t.Errorf("%s: forward sum(r*y) = %v, gorgonia %v", c.name, got, want)
+		}
+		if e := relL2(dx, grads[0]); e > 1e-4 {
+			t.Errorf("%s: dL/dx differs from gorgonia by %.2g", c.name, e)
+		}
+		for i, p := range params {
+			if e := relL2(download(dev, p.G), grads[i+1]); e > 1e-4 {
+				t.Errorf("%s: dL/d%s differs from gorgonia by %.2g", c.name, p.Name, e)
+			}
+		}
+
+		// Finite differences of sum(r * y) in float32, a few coordinates of
+		// the input and of each parameter.
+		objective := func() float64 {
+			out := download(dev, l.Forward(x, true).Buf)
+			var s float64
+			for i := range out {
+				s += float64(out[i]) * float64(r[i])
+			}
+			return s
+		}
+		check := func(what string, buf kernels.Buffer, grad []float32) {
+			vals := download(dev, buf)
+			for range 4 {
+				i := rng.IntN(len(vals))
+				old := vals[i]
+				h := float32(1e-2)
+				vals[i] = old + h
+				dev.Upload(buf, vals)
+				up := objective()
+				vals[i] = old - h
+				dev.Upload(buf, vals)
+				down := objective()
+				vals[i] = old
+				dev.Upload(buf, vals)
+				fd := (up - down) / (2 * float64(h))
+				if math.Abs(fd-float64(grad[i])) > 2e-2*math.Abs(fd)+5e-3 {
+					t.Errorf("%s: d/d%s[%d] = %v, finite difference %v", c.name, what, i, grad[i], fd)
+				}
+			}
+		}
+		if _, composite := l.(*BasicBlock); composite {
+			continue // its inner ReLUs make float32 finite differences meaningless; gorgonia covers it
+		}
+		check("x", x.Buf, dx)
+		for _, p := range params {
+			check(p.Name, p.W, download(dev, p.G))
+		}
+	}
+}
+
+// TestNetworkGradientsMatchGorgonia checks the gradient of every parameter
+// of encoder + projection head + L2 normalisation + contrastive loss against
+// the same network built in gorgonia.
+func TestNetworkGradientsMatchGorgonia(t *testing.T) {
+	dev := cpu(t)
+	rng := rand.New(rand.NewPCG(53, 54))
+	cases := []struct {
+		cfg  Config
+		in   [3]int
+		loss kernels.Loss
+	}{
+		{Config{Arch: ArchCNN, Width: 0.25, HeadHidden: 16, Embedding: 8}, [3]int{1, 8, 8}, kernels.SINCERE},
+		{Config{Arch: ArchResNet18, Width: 0.0625, Embedding: 6}, [3]int{3, 8, 8}, kernels.SupCon},
+		{Config{Arch: ArchMLP, Width: 0.05, Embedding: 5}, [3]int{1, 4, 4}, kernels.SINCERE},
+	}
+	for _, c := range cases {
+		m, err := New(dev, c.cfg, c.in, HeadProjection, 0, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 12
+		labels := []int{0, 1, 2, 0, 1, 2, 0, 1, 2, 3, 3, 0}
+		xv := randVec(rng, n*c.in[0]*c.in[1]*c.in[2], -1, 1)
+		x := Tensor{dev.Alloc(len(xv)), []int{n, c.in[0], c.in[1], c.in[2]}}
+		dev.Upload(x.Buf, xv)
+		p := kernels.Params{Loss: c.loss, Temperature: 0.5}
+		z := m.Forward(x, true)
+		dz := dev.Alloc(z.Buf.Len())
+		res, err := dev.ContrastiveLoss(p, z.Buf, n, m.OutDim(), labels, dz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.ZeroGrads()
+		m.Backward(Tensor{dz, z.Shape})
+
+		g := G.NewGraph()
+		xn := oracle.Var(g, "x", to64(xv), x.Shape...)
+		vars := map[*Param]*G.Node{}
+		zn := graphOf(t, dev, m.HeadNet, graphOf(t, dev, m.Encoder, xn, vars), vars)
+		cost, err := oracle.ContrastiveLoss(zn, labels, p.Loss.String(), p.Temperature)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wrt []*G.Node
+		params := m.Params()
+		for _, q := range params {
+			wrt = append(wrt, vars[q])
+		}
+		want, grads, err := oracle.Run(cost, wrt...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%s/%v", c.cfg.Arch, c.loss)
+		if math.Abs(res.Loss-want) > 1e-5*math.Abs(want) {
+			t.Errorf("%s: loss %v, gorgonia %v", name, res.Loss, want)
+		}
+		var worst float64
+		for i, q := range params {
+			e := relL2(download(dev, q.G), grads[i])
+			worst = max(worst, e)
+			if e > 1e-3 {
+				t.Errorf("%s: dL/d%s differs from gorgonia by %.2g", name, q.Name, e)
+			}
+		}
+		t.Logf("%s: %d parameters, %d arrays, worst gradient rel L2 %.2g", name, m.ParamCount(), len(params), worst)
+	}
+}

@@ -1,0 +1,428 @@
+package experiment
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/sincere-ml/sincere/internal/atomicfile"
+	"github.com/sincere-ml/sincere/internal/dataset"
+	"github.com/sincere-ml/sincere/internal/encoder"
+	"github.com/sincere-ml/sincere/internal/kernels"
+)
+
+// Reporter is told how training goes: a progress bar on a terminal, log
+// lines otherwise, nothing with --quiet.
+type Reporter interface {
+	// Logf prints a line about the run.
+	Logf(format string, args ...any)
+	// StartEpoch begins epoch (1-based) of epochs, which has batches
+	// batches, starting at batch from.
+	StartEpoch(epoch, epochs, from, batches int)
+	// Step reports a finished batch (1-based within the epoch).
+	Step(batch int, loss, lr, imagesPerSec float64)
+	// EndEpoch closes the epoch.
+	EndEpoch(epoch int, loss, imagesPerSec float64)
+}
+
+// PretrainOptions says which run to make.
+type PretrainOptions struct {
+	// Method is supcon, sincere, eps-supinfonce or ce.
+	Method string
+	// Seed fixes initialisation, sampling and augmentation.
+	Seed uint64
+	// Out is the folder holding <config name>/<method>-seed<S>.
+	Out string
+	// Resume continues the run from its checkpoint (a run without one
+	// starts from the beginning; a finished run is left as it is).
+	Resume bool
+	// Reporter, if not nil, is told about progress.
+	Reporter Reporter
+	// Fetch, if not nil, downloads a data set found nowhere.
+	Fetch *dataset.Fetcher
+}
+
+// ErrInterrupted is returned when the context ends during training, after
+// the checkpoint is written.
+var ErrInterrupted = errors.New("interrupted")
+
+// RunDir is the folder of one run.
+func RunDir(out, name, method string, seed uint64) string {
+	return filepath.Join(out, name, fmt.Sprintf("%s-seed%d", method, seed))
+}
+
+// Finished reports whether the run in dir has its final model.
+func Finished(dir string) bool { return fileExists(filepath.Join(dir, ModelFile)) }
+
+// isContrastive reports whether a method trains through a contrastive loss.
+func isContrastive(method string) bool { return method != MethodCE }
+
+// Trainer holds a prepared run: data, loader, device and model.
+type Trainer struct {
+	cfg     Config
+	method  string
+	seed    uint64
+	dev     kernels.Device
+	model   *encoder.Model
+	loader  *dataset.Loader
+	train   *dataset.Dataset
+	mean    []float32
+	std     []float32
+	params  kernels.Params
+	x, dout kernels.Buffer
+	// Phase durations of the last Step, for `sincere bench train`.
+	LastPhases Phases
+}
+
+// Phases is where a training step's time went.
+type Phases struct {
+	Data, Forward, Loss, Backward, Update time.Duration
+}
+
+// OpenDevice returns the device a run computes on. Training runs on the
+// CPU; the CUDA backend computes losses only so far.
+func OpenDevice(name string, workers int) (kernels.Device, error) {
+	switch name {
+	case kernels.DeviceCPU, kernels.DeviceAuto:
+		return kernels.NewCPUDevice(kernels.CPUOptions{Workers: workers})
+	case kernels.DeviceCUDA:
+		if !kernels.CUDASupport {
+			return nil, kernels.ErrNoCUDASupport
+		}
+		return nil, errors.New("train.device: the CUDA backend evaluates losses only; training runs on the CPU (use --device cpu)")
+	}
+	return nil, fmt.Errorf("train.device: unknown device %q", name)
+}
+
+// NewTrainer loads the data and builds the model of a run.
+func NewTrainer(ctx context.Context, cfg Config, method string, seed uint64, fetch *dataset.Fetcher) (*Trainer, error) {
+	if !slices.Contains(Methods(), method) {
+		return nil, fmt.Errorf("unknown method %q", method)
+	}
+	dev, err := OpenDevice(cfg.Train.Device, cfg.Train.Workers)
+	if err != nil {
+		return nil, err
+	}
+	train, err := LoadTrain(ctx, cfg.Data, fetch)
+	if err != nil {
+		return nil, err
+	}
+	mean, std := train.MeanStd()
+	loader, err := dataset.NewLoader(train, dataset.LoaderOptions{BatchSize: cfg.Train.BatchSize, Views: cfg.Data.Views,
+		Sampler: cfg.Data.Sampler, Augment: cfg.Data.Augment, Seed: seed, Workers: cfg.Data.Workers, Mean: mean, Std: std})
+	if err != nil {
+		return nil, fmt.Errorf("train.batch_size: %w", err)
+	}
+	head := encoder.HeadProjection
+	if !isContrastive(method) {
+		head = encoder.HeadClassifier
+	}
+	model, err := encoder.New(dev, cfg.Model, [3]int{train.C, train.H, train.W}, head, len(train.Classes), seed)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{cfg: cfg, method: method, seed: seed, dev: dev, model: model, loader: loader, train: train, mean: mean, std: std}
+	if isContrastive(method) {
+		l, _ := kernels.ParseLoss(method)
+		t.params = kernels.Params{Loss: l, Temperature: cfg.Loss.Temperature, Epsilon: cfg.Loss.Epsilon, BaseTemperature: cfg.Loss.BaseTemperature}
+	}
+	rows := cfg.Train.BatchSize * cfg.Data.Views
+	t.x = dev.Alloc(rows * train.ImageSize())
+	t.dout = dev.Alloc(rows * model.OutDim())
+	return t, nil
+}
+
+// LoadTrain loads the training split a data configuration describes,
+// filtered to its classes and cut to its stratified subset (the same images
+// for every method and seed).
+func LoadTrain(ctx context.Context, d DataConfig, fetch *dataset.Fetcher) (*dataset.Dataset, error) {
+	root := d.Root
+	if root == "" {
+		root = dataset.DefaultRoot()
+	}
+	train, _, err := dataset.Open(ctx, dataset.Spec{Name: d.Dataset, Root: root, Size: d.ImageSize, Channels: d.Channels, Fetch: fetch})
+	if err != nil {
+		return nil, err
+	}
+	return shapeSplit(train, d)
+}
+
+// shapeSplit applies the class filter and the subset to a split.
+func shapeSplit(s *dataset.Dataset, d DataConfig) (*dataset.Dataset, error) {
+	var err error
+	if len(d.Classes) > 0 {
+		if s, err = s.FilterClasses(d.Classes); err != nil {
+			return nil, fmt.Errorf("data.classes: %w", err)
+		}
+	}
+	if d.Subset > 0 && d.Subset < s.Len() {
+		if s, err = dataset.StratifiedSubset(s, d.Subset, 0); err != nil {
+			return nil, fmt.Errorf("data.subset: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Model returns the network being trained.
+func (t *Trainer) Model() *encoder.Model { return t.model }
+
+// Loader returns the training batches.
+func (t *Trainer) Loader() *dataset.Loader { return t.loader }
+
+// Device returns the device the run computes on.
+func (t *Trainer) Device() kernels.Device { return t.dev }
+
+// Step trains on one batch at the given learning rate and returns the loss.
+// A NaN or Inf loss or gradient is an error and leaves the weights as they
+// were before the update.
+func (t *Trainer) Step(b *dataset.Batch, lr float64) (float64, error) {
+	var ph Phases
+	t0 := time.Now()
+	rows := b.Rows()
+	m, dev := t.model, t.dev
+	x := encoder.Tensor{Buf: t.x, Shape: []int{rows, b.C, b.H, b.W}}
+	dev.Upload(t.x, b.Images)
+	t1 := time.Now()
+	ph.Data = t1.Sub(t0)
+	out := m.Forward(x, true)
+	t2 := time.Now()
+	ph.Forward = t2.Sub(t1)
+	var loss float64
+	if isContrastive(t.method) {
+		res, err := dev.ContrastiveLoss(t.params, out.Buf, rows, m.OutDim(), b.Labels, t.dout)
+		if err != nil {
+			return 0, err
+		}
+		loss = res.Loss
+	} else {
+		loss = dev.SoftmaxCrossEntropy(rows, m.OutDim(), out.Buf, b.Labels, t.dout)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return loss, fmt.Errorf("the loss is %v", loss)
+	}
+	t3 := time.Now()
+	ph.Loss = t3.Sub(t2)
+	m.ZeroGrads()
+	m.Backward(encoder.Tensor{Buf: t.dout, Shape: out.Shape})
+	t4 := time.Now()
+	ph.Backward = t4.Sub(t3)
+	var sq float64
+	for _, p := range m.Params() {
+		sq += dev.SumSquares(p.G)
+	}
+	if math.IsNaN(sq) || math.IsInf(sq, 0) {
+		return loss, fmt.Errorf("the gradient norm is %v", math.Sqrt(sq))
+	}
+	mom, decay := float32(t.cfg.Train.Momentum), float32(t.cfg.Train.WeightDecay)
+	for _, p := range m.Params() {
+		dev.SGD(p.W, p.G, p.V, float32(lr), mom, decay)
+	}
+	ph.Update = time.Since(t4)
+	t.LastPhases = ph
+	return loss, nil
+}
+
+// metric is one line of metrics.jsonl.
+type metric struct {
+	Event        string  `json:"event"`
+	Epoch        int     `json:"epoch"`
+	Batch        int     `json:"batch,omitempty"`
+	Step         int     `json:"step"`
+	Loss         float64 `json:"loss"`
+	LR           float64 `json:"lr,omitempty"`
+	ImagesPerSec float64 `json:"images_per_sec"`
+	Seconds      float64 `json:"seconds,omitempty"`
+}
+
+// Pretrain runs (or resumes, or finds finished) one pretraining run and
+// returns its directory. The checkpoint is written every
+// train.checkpoint_every steps, at the end of every epoch and when ctx ends
+// (then the error is ErrInterrupted); a NaN or Inf stops the run with an
+// error naming the step and leaves the last good checkpoint.
+func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, error) {
+	rep := opt.Reporter
+	if rep == nil {
+		rep = nopReporter{}
+	}
+	dir := RunDir(opt.Out, cfg.Name, opt.Method, opt.Seed)
+	ckptPath := filepath.Join(dir, CheckpointFile)
+	if Finished(dir) {
+		if opt.Resume {
+			rep.Logf("%s: already finished", dir)
+			return dir, nil
+		}
+		return dir, fmt.Errorf("%s already holds a finished run; remove it or choose another --out", dir)
+	}
+	if fileExists(ckptPath) && !opt.Resume {
+		return dir, fmt.Errorf("%s holds an unfinished run; continue it with --resume, or remove it", dir)
+	}
+	cfgYAML, err := cfg.YAML()
+	if err != nil {
+		return dir, err
+	}
+	sum := sha256.Sum256(cfgYAML)
+	digest := hex.EncodeToString(sum[:])
+	var ck *Checkpoint
+	if opt.Resume && fileExists(ckptPath) {
+		if ck, err = loadCheckpoint(ckptPath); err != nil {
+			return dir, err
+		}
+		if ck.ConfigDigest != digest {
+			return dir, fmt.Errorf("%s: the configuration changed since the checkpoint (compare with %s)", dir, filepath.Join(dir, ConfigFile))
+		}
+	}
+	t, err := NewTrainer(ctx, cfg, opt.Method, opt.Seed, opt.Fetch)
+	if err != nil {
+		return dir, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return dir, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, ConfigFile), cfgYAML); err != nil {
+		return dir, err
+	}
+	m := t.model
+	if ck == nil {
+		ck = &Checkpoint{Format: checkpointFormat, ConfigDigest: digest, Method: opt.Method, Seed: opt.Seed}
+		rep.Logf("%s: %s, %s encoder (%d parameters) on %s, %d training images, %d batches of %d x %d views per epoch",
+			dir, opt.Method, cfg.Model.Arch, m.ParamCount(), cfg.Data.Dataset, t.train.Len(), t.loader.BatchesPerEpoch(), cfg.Train.BatchSize, cfg.Data.Views)
+	} else {
+		if err := m.Restore(ck.Weights); err != nil {
+			return dir, fmt.Errorf("%s: %w", ckptPath, err)
+		}
+		rep.Logf("%s: resuming at epoch %d, batch %d (step %d)", dir, ck.Epoch+1, ck.Batch, ck.Step)
+	}
+	metricsPath := filepath.Join(dir, MetricsFile)
+	mf, err := openMetrics(metricsPath, ck.MetricsBytes)
+	if err != nil {
+		return dir, err
+	}
+	defer mf.Close()
+	emit := func(v metric) error {
+		b, _ := json.Marshal(v)
+		if _, err := mf.Write(append(b, '\n')); err != nil {
+			return fmt.Errorf("%s: %w", metricsPath, err)
+		}
+		return nil
+	}
+	saveCheckpoint := func() error {
+		off, err := mf.Seek(0, 1)
+		if err != nil {
+			return err
+		}
+		if err := mf.Sync(); err != nil {
+			return err
+		}
+		ck.MetricsBytes = off
+		ck.Weights = m.Snapshot(true)
+		return ck.save(ckptPath)
+	}
+
+	perEpoch := t.loader.BatchesPerEpoch()
+	total := cfg.Train.Epochs * perEpoch
+	for ck.Epoch < cfg.Train.Epochs {
+		rep.StartEpoch(ck.Epoch+1, cfg.Train.Epochs, ck.Batch, perEpoch)
+		stream := t.loader.Stream(ctx, ck.Epoch, ck.Batch)
+		epochStart, windowStart, windowImages := time.Now(), time.Now(), 0
+		epochImages := 0
+		for {
+			if ctx.Err() != nil {
+				stream.Close()
+				if err := saveCheckpoint(); err != nil {
+					return dir, err
+				}
+				return dir, fmt.Errorf("%w at epoch %d, batch %d; checkpoint written to %s, continue with --resume", ErrInterrupted, ck.Epoch+1, ck.Batch, ckptPath)
+			}
+			b, err := stream.Next()
+			if err != nil {
+				continue // the context ended; checkpoint at the top
+			}
+			if b == nil {
+				break
+			}
+			lr := learningRate(cfg.Train, ck.Step, total)
+			loss, err := t.Step(b, lr)
+			if err != nil {
+				stream.Close()
+				return dir, fmt.Errorf("step %d (epoch %d, batch %d): %w; stopped, the last good checkpoint is %s",
+					ck.Step+1, ck.Epoch+1, ck.Batch+1, err, ckptPath)
+			}
+			ck.Step++
+			ck.Batch++
+			ck.EpochLoss += loss
+			ck.EpochBatches++
+			windowImages += b.Size
+			epochImages += b.Size
+			rate := float64(windowImages) / time.Since(windowStart).Seconds()
+			rep.Step(ck.Batch, loss, lr, rate)
+			if ck.Step%cfg.Train.LogEvery == 0 {
+				if err := emit(metric{Event: "step", Epoch: ck.Epoch + 1, Batch: ck.Batch, Step: ck.Step, Loss: loss, LR: lr, ImagesPerSec: rate}); err != nil {
+					stream.Close()
+					return dir, err
+				}
+				windowStart, windowImages = time.Now(), 0
+			}
+			if ck.Step%cfg.Train.CheckpointEvery == 0 && ck.Batch < perEpoch {
+				if err := saveCheckpoint(); err != nil {
+					stream.Close()
+					return dir, err
+				}
+			}
+		}
+		stream.Close()
+		epochLoss := ck.EpochLoss / float64(max(ck.EpochBatches, 1))
+		rate := float64(epochImages) / time.Since(epochStart).Seconds()
+		if err := emit(metric{Event: "epoch", Epoch: ck.Epoch + 1, Step: ck.Step, Loss: epochLoss, ImagesPerSec: rate,
+			Seconds: time.Since(epochStart).Seconds()}); err != nil {
+			return dir, err
+		}
+		rep.EndEpoch(ck.Epoch+1, epochLoss, rate)
+		ck.Epoch++
+		ck.Batch, ck.EpochLoss, ck.EpochBatches = 0, 0, 0
+		if err := saveCheckpoint(); err != nil {
+			return dir, err
+		}
+	}
+	final := &Trained{Format: checkpointFormat, Method: opt.Method, Seed: opt.Seed, Dataset: cfg.Data.Dataset,
+		Classes: t.train.Classes, Model: cfg.Model, Input: m.Input, Head: m.Head, NumClasses: m.Classes,
+		Mean: t.mean, Std: t.std, Weights: m.Snapshot(false)}
+	if err := final.save(filepath.Join(dir, ModelFile)); err != nil {
+		return dir, err
+	}
+	rep.Logf("%s: done, %d steps", dir, ck.Step)
+	return dir, nil
+}
+
+// openMetrics opens metrics.jsonl for appending, cut to the given length
+// (what the checkpoint covers, so that a resumed run does not repeat lines).
+func openMetrics(path string, keep int64) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(keep); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(keep, 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// nopReporter reports nothing.
+type nopReporter struct{}
+
+func (nopReporter) Logf(string, ...any)                 {}
+func (nopReporter) StartEpoch(int, int, int, int)       {}
+func (nopReporter) Step(int, float64, float64, float64) {}
+func (nopReporter) EndEpoch(int, float64, float64)      {}
