@@ -55,9 +55,10 @@ func NewAugmenter(preset string, c, h, w int, mean, std []float32) (*Augmenter, 
 	return a, nil
 }
 
-// Apply writes one view of src (C x H x W bytes) into dst (C x H x W
-// float32), drawing its random choices from rng; work is scratch of at least
-// 2*C*H*W floats.
+// Apply writes one view of src (C x H x W bytes, as stored) into dst
+// (H x W x C float32, channels last, the layout the encoder computes in),
+// drawing its random choices from rng; work is scratch of at least 2*C*H*W
+// floats.
 func (a *Augmenter) Apply(rng *rand.Rand, src []byte, dst, work []float32) {
 	n := a.C * a.H * a.W
 	x := work[:n]
@@ -84,7 +85,7 @@ func (a *Augmenter) Apply(rng *rand.Rand, src []byte, dst, work []float32) {
 	for c := range a.C {
 		m, s := a.mean[c], a.inv[c]
 		for i, v := range x[c*plane : (c+1)*plane] {
-			dst[c*plane+i] = (v - m) * s
+			dst[i*a.C+c] = (v - m) * s
 		}
 	}
 }

@@ -51,7 +51,8 @@ type LoaderOptions struct {
 }
 
 // Batch is V augmented views of B images: Images holds V*B rows of
-// C x H x W float32 values, view-major (row v*B+i is view v of image i).
+// H x W x C float32 values (channels last), view-major (row v*B+i is view
+// v of image i).
 type Batch struct {
 	// Epoch and Index place the batch in the sampling order.
 	Epoch, Index int

@@ -87,11 +87,11 @@ func TestAugmentCIFARIsDeterministicAndVaried(t *testing.T) {
 				t.Fatalf("seed %d: value %v", seed, x)
 			}
 		}
-		// Grayscale views have equal channels (before normalisation).
-		plane := 32 * 32
+		// Grayscale views have equal channels (before normalisation); views
+		// are channels last.
 		gray := true
-		for i := 0; i < plane && gray; i++ {
-			r, g := v[i]*std[0]+mean[0], v[plane+i]*std[1]+mean[1]
+		for i := 0; i < 32*32 && gray; i++ {
+			r, g := v[3*i]*std[0]+mean[0], v[3*i+1]*std[1]+mean[1]
 			gray = math.Abs(float64(r-g)) < 1e-5
 		}
 		if gray {

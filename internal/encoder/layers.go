@@ -13,8 +13,8 @@ import (
 	"github.com/sincere-ml/sincere/internal/kernels"
 )
 
-// Tensor is a device buffer with its shape: [N, C, H, W] for images,
-// [N, F] for vectors.
+// Tensor is a device buffer with its shape: [N, H, W, C] for images
+// (channels last), [N, F] for vectors.
 type Tensor struct {
 	Buf   kernels.Buffer
 	Shape []int
@@ -97,37 +97,43 @@ func newParam(dev kernels.Device, name string, fanIn int, fill float32, shape ..
 	return &Param{Name: name, Shape: shape, W: dev.Alloc(n), G: dev.Alloc(n), V: dev.Alloc(n), fanIn: fanIn, fill: fill}
 }
 
-// Conv2D is a bias-free convolution with K filters of R x R, stride and
-// padding.
+// Conv2D is a bias-free convolution with Out filters of R x R taps over In
+// channels, with stride and zero padding; its filters are R x R x In x Out.
 type Conv2D struct {
 	base
 	In, Out, R, Stride, Pad int
 	W                       *Param
-	x                       Tensor
-	g                       kernels.ConvGeom
+	// NoInputGrad skips dL/dx: the first layer's input is the data.
+	NoInputGrad bool
+	x           Tensor
+	g           kernels.ConvGeom
 }
 
 // NewConv2D returns a convolution layer.
 func NewConv2D(dev kernels.Device, name string, in, out, r, stride, pad int) *Conv2D {
 	return &Conv2D{base: base{dev: dev}, In: in, Out: out, R: r, Stride: stride, Pad: pad,
-		W: newParam(dev, name+".w", in*r*r, 0, out, in, r, r)}
+		W: newParam(dev, name+".w", in*r*r, 0, r, r, in, out)}
 }
 
 // Forward convolves x.
 func (l *Conv2D) Forward(x Tensor, train bool) Tensor {
 	l.x = x
-	l.g = kernels.ConvGeom{N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3], K: l.Out, R: l.R, S: l.R, Stride: l.Stride, Pad: l.Pad}
+	l.g = kernels.ConvGeom{N: x.Shape[0], H: x.Shape[1], W: x.Shape[2], C: x.Shape[3], K: l.Out, R: l.R, S: l.R, Stride: l.Stride, Pad: l.Pad}
 	if l.g.C != l.In {
 		panic(fmt.Sprintf("encoder: %s expects %d channels, got %d", l.W.Name, l.In, l.g.C))
 	}
-	shape := []int{l.g.N, l.Out, l.g.OutH(), l.g.OutW()}
+	shape := []int{l.g.N, l.g.OutH(), l.g.OutW(), l.Out}
 	y := l.scratch("y", shape[0]*shape[1]*shape[2]*shape[3])
 	l.dev.Conv2D(l.g, x.Buf, l.W.W, y)
 	return Tensor{y, shape}
 }
 
-// Backward accumulates dW and returns dx.
+// Backward accumulates dW and returns dx (an empty tensor with NoInputGrad).
 func (l *Conv2D) Backward(dy Tensor) Tensor {
+	if l.NoInputGrad {
+		l.dev.Conv2DBackward(l.g, l.x.Buf, l.W.W, dy.Buf, nil, l.W.G)
+		return Tensor{}
+	}
 	dx := l.scratch("dx", l.x.Buf.Len())
 	l.dev.Conv2DBackward(l.g, l.x.Buf, l.W.W, dy.Buf, dx, l.W.G)
 	return Tensor{dx, l.x.Shape}
@@ -136,17 +142,19 @@ func (l *Conv2D) Backward(dy Tensor) Tensor {
 // Params returns the filters.
 func (l *Conv2D) Params() []*Param { return []*Param{l.W} }
 
-// BatchNorm normalises each channel (of [N, C, H, W]) or feature (of
-// [N, F]) with batch statistics in training and running statistics in
-// evaluation, as PyTorch's BatchNorm2d/1d with momentum 0.1 and eps 1e-5.
+// BatchNorm normalises each channel (the last dimension, of [N, H, W, C]
+// or [N, F]) with batch statistics in training and running statistics in
+// evaluation, as PyTorch's BatchNorm2d/1d with momentum 0.1 and eps 1e-5;
+// with ReLU it is followed by max(x, 0), fused into the same passes.
 type BatchNorm struct {
 	base
 	C               int
+	ReLU            bool
 	Gamma, Beta     *Param
 	RunMean, RunVar *State
-	x               Tensor
+	x, y            Tensor
 	mean, invStd    kernels.Buffer
-	n, hw           int
+	rows            int
 	trained         bool
 }
 
@@ -155,6 +163,14 @@ const (
 	bnEps      = 1e-5
 	bnMomentum = 0.1
 )
+
+// NewBatchNormReLU returns a batch norm layer over c channels followed by a
+// ReLU.
+func NewBatchNormReLU(dev kernels.Device, name string, c int) *BatchNorm {
+	l := NewBatchNorm(dev, name, c)
+	l.ReLU = true
+	return l
+}
 
 // NewBatchNorm returns a batch norm layer over c channels.
 func NewBatchNorm(dev kernels.Device, name string, c int) *BatchNorm {
@@ -167,18 +183,19 @@ func NewBatchNorm(dev kernels.Device, name string, c int) *BatchNorm {
 
 // Forward normalises x.
 func (l *BatchNorm) Forward(x Tensor, train bool) Tensor {
-	l.x, l.n, l.hw = x, x.Shape[0], x.PerRow()/x.Shape[1]
-	if x.Shape[1] != l.C {
-		panic(fmt.Sprintf("encoder: %s expects %d channels, got %d", l.Gamma.Name, l.C, x.Shape[1]))
+	if c := x.Shape[len(x.Shape)-1]; c != l.C {
+		panic(fmt.Sprintf("encoder: %s expects %d channels, got %d", l.Gamma.Name, l.C, c))
 	}
+	l.x, l.rows = x, x.Buf.Len()/l.C
 	y := l.scratch("y", x.Buf.Len())
 	if train {
-		l.dev.BatchNormTrain(l.n, l.C, l.hw, x.Buf, l.Gamma.W, l.Beta.W, bnEps, bnMomentum, l.RunMean.Buf, l.RunVar.Buf, l.mean, l.invStd, y)
+		l.dev.BatchNormTrain(l.rows, l.C, x.Buf, l.Gamma.W, l.Beta.W, bnEps, bnMomentum, l.ReLU, l.RunMean.Buf, l.RunVar.Buf, l.mean, l.invStd, y)
 	} else {
-		l.dev.BatchNormEval(l.n, l.C, l.hw, x.Buf, l.Gamma.W, l.Beta.W, l.RunMean.Buf, l.RunVar.Buf, bnEps, y)
+		l.dev.BatchNormEval(l.rows, l.C, x.Buf, l.Gamma.W, l.Beta.W, l.RunMean.Buf, l.RunVar.Buf, bnEps, l.ReLU, y)
 	}
 	l.trained = train
-	return Tensor{y, x.Shape}
+	l.y = Tensor{y, x.Shape}
+	return l.y
 }
 
 // Backward is the training-mode gradient.
@@ -187,7 +204,11 @@ func (l *BatchNorm) Backward(dy Tensor) Tensor {
 		panic("encoder: batch norm backward after an evaluation-mode forward")
 	}
 	dx := l.scratch("dx", l.x.Buf.Len())
-	l.dev.BatchNormBackward(l.n, l.C, l.hw, l.x.Buf, l.Gamma.W, l.mean, l.invStd, dy.Buf, dx, l.Gamma.G, l.Beta.G)
+	var y kernels.Buffer
+	if l.ReLU {
+		y = l.y.Buf
+	}
+	l.dev.BatchNormBackward(l.rows, l.C, l.x.Buf, y, l.Gamma.W, l.mean, l.invStd, dy.Buf, dx, l.Gamma.G, l.Beta.G)
 	return Tensor{dx, l.x.Shape}
 }
 
@@ -224,12 +245,14 @@ func (l *ReLU) Backward(dy Tensor) Tensor {
 // Params returns nothing.
 func (l *ReLU) Params() []*Param { return nil }
 
-// Linear is y = x W^T + b on [N, In].
+// Linear is y = x W^T + b on [N, In] (images are flattened, channels last).
 type Linear struct {
 	base
 	In, Out int
 	W, B    *Param
-	x       Tensor
+	// NoInputGrad skips dL/dx: the first layer's input is the data.
+	NoInputGrad bool
+	x           Tensor
 }
 
 // NewLinear returns a fully connected layer, with a bias when bias is true.
@@ -263,6 +286,9 @@ func (l *Linear) Backward(dy Tensor) Tensor {
 	if l.B != nil {
 		l.dev.SumRows(dy.Buf, n, l.Out, l.B.G)
 	}
+	if l.NoInputGrad {
+		return Tensor{}
+	}
 	dx := l.scratch("dx", n*l.In)
 	l.dev.Gemm(false, false, n, l.In, l.Out, 1, dy.Buf, l.Out, l.W.W, l.In, 0, dx, l.In)
 	return Tensor{dx, l.x.Shape}
@@ -276,7 +302,7 @@ func (l *Linear) Params() []*Param {
 	return []*Param{l.W, l.B}
 }
 
-// GlobalAvgPool averages each channel: [N, C, H, W] to [N, C].
+// GlobalAvgPool averages each channel: [N, H, W, C] to [N, C].
 type GlobalAvgPool struct {
 	base
 	shape []int
@@ -288,18 +314,17 @@ func NewGlobalAvgPool(dev kernels.Device) *GlobalAvgPool { return &GlobalAvgPool
 // Forward averages the planes.
 func (l *GlobalAvgPool) Forward(x Tensor, train bool) Tensor {
 	l.shape = x.Shape
-	n, c := x.Shape[0], x.Shape[1]
+	n, hw, c := x.Shape[0], x.Shape[1]*x.Shape[2], x.Shape[3]
 	y := l.scratch("y", n*c)
-	l.dev.GlobalAvgPool(n, c, x.PerRow()/c, x.Buf, y)
+	l.dev.GlobalAvgPool(n, hw, c, x.Buf, y)
 	return Tensor{y, []int{n, c}}
 }
 
 // Backward spreads dy over the planes.
 func (l *GlobalAvgPool) Backward(dy Tensor) Tensor {
-	n, c := l.shape[0], l.shape[1]
-	hw := l.shape[2] * l.shape[3]
+	n, hw, c := l.shape[0], l.shape[1]*l.shape[2], l.shape[3]
 	dx := l.scratch("dx", n*c*hw)
-	l.dev.GlobalAvgPoolBackward(n, c, hw, dy.Buf, dx)
+	l.dev.GlobalAvgPoolBackward(n, hw, c, dy.Buf, dx)
 	return Tensor{dx, l.shape}
 }
 
@@ -390,7 +415,7 @@ type BasicBlock struct {
 // NewBasicBlock returns a residual block from in to out channels.
 func NewBasicBlock(dev kernels.Device, name string, in, out, stride int) *BasicBlock {
 	b := &BasicBlock{base: base{dev: dev}, out: NewReLU(dev), Main: &Sequential{Layers: []Layer{
-		NewConv2D(dev, name+".conv1", in, out, 3, stride, 1), NewBatchNorm(dev, name+".bn1", out), NewReLU(dev),
+		NewConv2D(dev, name+".conv1", in, out, 3, stride, 1), NewBatchNormReLU(dev, name+".bn1", out),
 		NewConv2D(dev, name+".conv2", out, out, 3, 1, 1), NewBatchNorm(dev, name+".bn2", out),
 	}}}
 	if stride != 1 || in != out {

@@ -62,7 +62,7 @@ func (c Config) Validate() error {
 // Model is an encoder and a head.
 type Model struct {
 	Config Config
-	// Input is the image shape C, H, W.
+	// Input is the image shape C, H, W (tensors are N x H x W x C).
 	Input [3]int
 	// Head is HeadProjection or HeadClassifier.
 	Head string
@@ -95,8 +95,8 @@ func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, se
 	case ArchMLP:
 		h := width(512, w)
 		layers = []Layer{
-			NewLinear(dev, "encoder.fc1", in[0]*in[1]*in[2], h, false), NewBatchNorm(dev, "encoder.bn1", h), NewReLU(dev),
-			NewLinear(dev, "encoder.fc2", h, h, false), NewBatchNorm(dev, "encoder.bn2", h), NewReLU(dev),
+			NewLinear(dev, "encoder.fc1", in[0]*in[1]*in[2], h, false), NewBatchNormReLU(dev, "encoder.bn1", h),
+			NewLinear(dev, "encoder.fc2", h, h, false), NewBatchNormReLU(dev, "encoder.bn2", h),
 		}
 		m.FeatureDim = h
 	case ArchCNN:
@@ -105,9 +105,9 @@ func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, se
 			return nil, fmt.Errorf("model.arch cnn needs images of at least 4x4, got %dx%d", in[1], in[2])
 		}
 		layers = []Layer{
-			NewConv2D(dev, "encoder.conv1", in[0], c1, 3, 1, 1), NewBatchNorm(dev, "encoder.bn1", c1), NewReLU(dev),
-			NewConv2D(dev, "encoder.conv2", c1, c2, 3, 2, 1), NewBatchNorm(dev, "encoder.bn2", c2), NewReLU(dev),
-			NewConv2D(dev, "encoder.conv3", c2, c3, 3, 2, 1), NewBatchNorm(dev, "encoder.bn3", c3), NewReLU(dev),
+			NewConv2D(dev, "encoder.conv1", in[0], c1, 3, 1, 1), NewBatchNormReLU(dev, "encoder.bn1", c1),
+			NewConv2D(dev, "encoder.conv2", c1, c2, 3, 2, 1), NewBatchNormReLU(dev, "encoder.bn2", c2),
+			NewConv2D(dev, "encoder.conv3", c2, c3, 3, 2, 1), NewBatchNormReLU(dev, "encoder.bn3", c3),
 			NewGlobalAvgPool(dev),
 		}
 		m.FeatureDim = c3
@@ -116,7 +116,7 @@ func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, se
 			return nil, fmt.Errorf("model.arch resnet18 needs images of at least 8x8, got %dx%d", in[1], in[2])
 		}
 		c := width(64, w)
-		layers = []Layer{NewConv2D(dev, "encoder.stem.conv", in[0], c, 3, 1, 1), NewBatchNorm(dev, "encoder.stem.bn", c), NewReLU(dev)}
+		layers = []Layer{NewConv2D(dev, "encoder.stem.conv", in[0], c, 3, 1, 1), NewBatchNormReLU(dev, "encoder.stem.bn", c)}
 		prev := c
 		for stage, mult := range []int{1, 2, 4, 8} {
 			out := width(64*mult, w)
@@ -131,6 +131,12 @@ func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, se
 		}
 		layers = append(layers, NewGlobalAvgPool(dev))
 		m.FeatureDim = prev
+	}
+	switch first := layers[0].(type) { // the data needs no gradient
+	case *Conv2D:
+		first.NoInputGrad = true
+	case *Linear:
+		first.NoInputGrad = true
 	}
 	m.Encoder = &Sequential{Layers: layers}
 	switch head {

@@ -188,7 +188,7 @@ func (t *Trainer) Step(b *dataset.Batch, lr float64) (float64, error) {
 	t0 := time.Now()
 	rows := b.Rows()
 	m, dev := t.model, t.dev
-	x := encoder.Tensor{Buf: t.x, Shape: []int{rows, b.C, b.H, b.W}}
+	x := encoder.Tensor{Buf: t.x, Shape: []int{rows, b.H, b.W, b.C}}
 	dev.Upload(t.x, b.Images)
 	t1 := time.Now()
 	ph.Data = t1.Sub(t0)

@@ -19,7 +19,8 @@ func devices(t *testing.T) map[string]*CPUDevice {
 	return out
 }
 
-// naiveConv computes the convolution in float64.
+// naiveConv computes the convolution in float64: x is N x H x W x C, w is
+// R x S x C x K, y is N x OutH x OutW x K.
 func naiveConv(g ConvGeom, x, w []float32) []float64 {
 	ho, wo := g.OutH(), g.OutW()
 	y := make([]float64, g.N*g.K*ho*wo)
@@ -33,12 +34,12 @@ func naiveConv(g ConvGeom, x, w []float32) []float64 {
 							for q := range g.S {
 								ih, iw := oh*g.Stride-g.Pad+r, ow*g.Stride-g.Pad+q
 								if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
-									s += float64(x[((n*g.C+c)*g.H+ih)*g.W+iw]) * float64(w[((k*g.C+c)*g.R+r)*g.S+q])
+									s += float64(x[((n*g.H+ih)*g.W+iw)*g.C+c]) * float64(w[((r*g.S+q)*g.C+c)*g.K+k])
 								}
 							}
 						}
 					}
-					y[((n*g.K+k)*ho+oh)*wo+ow] = s
+					y[((n*ho+oh)*wo+ow)*g.K+k] = s
 				}
 			}
 		}
@@ -61,6 +62,7 @@ func TestConv2DForwardAndBackward(t *testing.T) {
 		{N: 2, C: 3, H: 7, W: 6, K: 5, R: 3, S: 3, Stride: 1, Pad: 1},
 		{N: 3, C: 4, H: 9, W: 9, K: 6, R: 3, S: 3, Stride: 2, Pad: 1},
 		{N: 70, C: 2, H: 5, W: 5, K: 3, R: 1, S: 1, Stride: 2, Pad: 0},
+		{N: 9, C: 20, H: 6, W: 6, K: 33, R: 3, S: 3, Stride: 1, Pad: 1},
 		{N: 1, C: 1, H: 28, W: 28, K: 8, R: 3, S: 3, Stride: 1, Pad: 1},
 		{N: 5, C: 3, H: 4, W: 6, K: 2, R: 2, S: 3, Stride: 1, Pad: 0},
 	}
@@ -117,29 +119,30 @@ func dot32to64(a []float64, b []float64) float64 {
 	return s
 }
 
+// channelStats returns the mean and biased variance of channel ch of x
+// (rows x c), two passes in float64.
+func channelStats(x []float32, rows, c, ch int) (mean, variance float64) {
+	var s float64
+	for r := range rows {
+		s += float64(x[r*c+ch])
+	}
+	mean = s / float64(rows)
+	var q float64
+	for r := range rows {
+		dv := float64(x[r*c+ch]) - mean
+		q += dv * dv
+	}
+	return mean, q / float64(rows)
+}
+
 // bnLoss evaluates L = sum r . BN(x) in float64 with batch statistics.
-func bnLoss(n, c, hw int, x, gamma, beta []float32, r []float32, eps float64) float64 {
+func bnLoss(rows, c int, x, gamma, beta []float32, r []float32, eps float64) float64 {
 	var L float64
 	for ch := range c {
-		var s, q float64
-		for i := range n {
-			for j := range hw {
-				s += float64(x[(i*c+ch)*hw+j])
-			}
-		}
-		m := s / float64(n*hw)
-		for i := range n {
-			for j := range hw {
-				dv := float64(x[(i*c+ch)*hw+j]) - m
-				q += dv * dv
-			}
-		}
-		v := q / float64(n*hw)
-		for i := range n {
-			for j := range hw {
-				k := (i*c+ch)*hw + j
-				L += float64(r[k]) * (float64(gamma[ch])*(float64(x[k])-m)/math.Sqrt(v+eps) + float64(beta[ch]))
-			}
+		m, v := channelStats(x, rows, c, ch)
+		for i := range rows {
+			k := i*c + ch
+			L += float64(r[k]) * (float64(gamma[ch])*(float64(x[k])-m)/math.Sqrt(v+eps) + float64(beta[ch]))
 		}
 	}
 	return L
@@ -148,25 +151,25 @@ func bnLoss(n, c, hw int, x, gamma, beta []float32, r []float32, eps float64) fl
 func TestBatchNorm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(43, 44))
 	for name, d := range devices(t) {
-		n, c, hw := 6, 3, 5
-		x := randomVec(rng, n*c*hw, -2, 3)
+		rows, c := 5000, 3 // more than one block of partial sums
+		x := randomVec(rng, rows*c, -2, 3)
 		gamma, beta := randomVec(rng, c, 0.5, 1.5), randomVec(rng, c, -1, 1)
 		runM, runV := make(HostBuffer, c), HostBuffer{1, 1, 1}
 		mean, inv, y := make(HostBuffer, c), make(HostBuffer, c), make(HostBuffer, len(x))
-		d.BatchNormTrain(n, c, hw, HostBuffer(x), HostBuffer(gamma), HostBuffer(beta), 1e-5, 0.1, runM, runV, mean, inv, y)
+		d.BatchNormTrain(rows, c, HostBuffer(x), HostBuffer(gamma), HostBuffer(beta), 1e-5, 0.1, false, runM, runV, mean, inv, y)
 		for ch := range c {
-			mu, v := channelStats(x, n, c, hw, ch)
+			mu, v := channelStats(x, rows, c, ch)
 			if math.Abs(float64(mean[ch])-mu) > 1e-6 || math.Abs(float64(runM[ch])-0.1*mu) > 1e-6 ||
-				math.Abs(float64(runV[ch])-(0.9+0.1*v*30/29)) > 1e-5 {
+				math.Abs(float64(runV[ch])-(0.9+0.1*v*5000/4999)) > 1e-5 {
 				t.Fatalf("%s: channel %d stats %v %v %v %v", name, ch, mean[ch], runM[ch], runV[ch], v)
 			}
 		}
 		r := randomVec(rng, len(x), -1, 1)
-		if got, want := dot32(y, to64(r)), bnLoss(n, c, hw, x, gamma, beta, r, 1e-5); math.Abs(got-want) > 1e-4 {
+		if got, want := dot32(y, to64(r)), bnLoss(rows, c, x, gamma, beta, r, 1e-5); math.Abs(got-want) > 1e-3 {
 			t.Fatalf("%s: forward %v want %v", name, got, want)
 		}
 		dx, dg, db := make(HostBuffer, len(x)), make(HostBuffer, c), make(HostBuffer, c)
-		d.BatchNormBackward(n, c, hw, HostBuffer(x), HostBuffer(gamma), mean, inv, HostBuffer(r), dx, dg, db)
+		d.BatchNormBackward(rows, c, HostBuffer(x), nil, HostBuffer(gamma), mean, inv, HostBuffer(r), dx, dg, db)
 		for _, probe := range []struct {
 			v, g []float32
 		}{{x, dx}, {gamma, dg}, {beta, db}} {
@@ -175,9 +178,9 @@ func TestBatchNorm(t *testing.T) {
 				old := probe.v[i]
 				h := float32(1e-3)
 				probe.v[i] = old + h
-				up := bnLoss(n, c, hw, x, gamma, beta, r, 1e-5)
+				up := bnLoss(rows, c, x, gamma, beta, r, 1e-5)
 				probe.v[i] = old - h
-				down := bnLoss(n, c, hw, x, gamma, beta, r, 1e-5)
+				down := bnLoss(rows, c, x, gamma, beta, r, 1e-5)
 				probe.v[i] = old
 				fd := (up - down) / (2 * float64(h))
 				if math.Abs(fd-float64(probe.g[i])) > 2e-3*(1+math.Abs(fd)) {
@@ -186,7 +189,7 @@ func TestBatchNorm(t *testing.T) {
 			}
 		}
 		// Eval mode with the running statistics.
-		d.BatchNormEval(n, c, hw, HostBuffer(x), HostBuffer(gamma), HostBuffer(beta), runM, runV, 1e-5, y)
+		d.BatchNormEval(rows, c, HostBuffer(x), HostBuffer(gamma), HostBuffer(beta), runM, runV, 1e-5, false, y)
 		want := (float64(x[0])-float64(runM[0]))/math.Sqrt(float64(runV[0])+1e-5)*float64(gamma[0]) + float64(beta[0])
 		if math.Abs(float64(y[0])-want) > 1e-5 {
 			t.Errorf("%s: eval %v want %v", name, y[0], want)
@@ -274,13 +277,13 @@ func TestElementwiseAndSGD(t *testing.T) {
 		if y[0] != 0 || y[1] != 2 || dx[0] != 0 || dx[1] != 1 || dx[2] != 0 {
 			t.Errorf("%s: relu %v %v", name, y, dx)
 		}
-		pooled := make(HostBuffer, 2)
-		d.GlobalAvgPool(1, 2, 3, x, pooled)
-		if math.Abs(float64(pooled[0])-1.0/3) > 1e-6 || math.Abs(float64(pooled[1])-6.5/3) > 1e-6 {
+		pooled := make(HostBuffer, 2) // one image of 3 pixels x 2 channels: (-1, 2), (0, 3), (-0.5, 4)
+		d.GlobalAvgPool(1, 3, 2, x, pooled)
+		if math.Abs(float64(pooled[0])+0.5) > 1e-6 || math.Abs(float64(pooled[1])-3) > 1e-6 {
 			t.Errorf("%s: pool %v", name, pooled)
 		}
-		d.GlobalAvgPoolBackward(1, 2, 3, HostBuffer{3, 6}, dx)
-		if dx[0] != 1 || dx[5] != 2 {
+		d.GlobalAvgPoolBackward(1, 3, 2, HostBuffer{3, 6}, dx)
+		if dx[0] != 1 || dx[1] != 2 || dx[5] != 2 {
 			t.Errorf("%s: pool backward %v", name, dx)
 		}
 		d.Add(x, x, y)

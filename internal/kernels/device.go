@@ -14,8 +14,9 @@ type HostBuffer []float32
 // Len returns len(b).
 func (b HostBuffer) Len() int { return len(b) }
 
-// ConvGeom describes a 2-D convolution of an N x C x H x W input (NCHW)
-// with K filters of C x R x S, zero padding Pad and stride Stride.
+// ConvGeom describes a 2-D convolution of N images of H x W pixels with C
+// channels by K filters of R x S taps, zero padding Pad and stride Stride.
+// Images are channels-last (N x H x W x C) and filters R x S x C x K.
 type ConvGeom struct {
 	N, C, H, W  int
 	K, R, S     int
@@ -42,8 +43,9 @@ func (g ConvGeom) Validate() error {
 // Device owns buffers and runs the primitives the encoder and the losses
 // are made of. Tensors are row-major; images are NCHW. Parameter gradients
 // (dw, dgamma, dbeta, db) are accumulated into; every other output is
-// overwritten. A Device is used by one goroutine at a time; it may use many
-// internally.
+// overwritten. Images are channels-last (NHWC): a batch of images is a
+// matrix of N*H*W rows of C channels. A Device is used by one goroutine at a
+// time; it may use many internally.
 type Device interface {
 	// Name is "cpu" or "cuda".
 	Name() string
@@ -66,21 +68,24 @@ type Device interface {
 	// SumRows adds the column sums of a rows x cols matrix to db.
 	SumRows(dy Buffer, rows, cols int, db Buffer)
 
-	// Conv2D sets y (N x K x OutH x OutW) to the convolution of x with w.
+	// Conv2D sets y (N x OutH x OutW x K) to the convolution of x with w.
 	Conv2D(g ConvGeom, x, w, y Buffer)
 	// Conv2DBackward adds dL/dw to dw and, when dx is not nil, sets dx.
 	Conv2DBackward(g ConvGeom, x, w, dy, dx, dw Buffer)
 
-	// BatchNormTrain normalises each of the c channels of x (n x c x hw)
-	// by its batch mean and variance, scales and shifts it, saves the mean
+	// BatchNormTrain normalises each of the c channels of x (rows x c) by
+	// its batch mean and variance, scales and shifts it, saves the mean
 	// and 1/sqrt(var + eps) for the backward pass, and moves the running
 	// statistics: run = (1 - momentum) run + momentum batch (unbiased
-	// variance), as PyTorch does.
-	BatchNormTrain(n, c, hw int, x, gamma, beta Buffer, eps, momentum float32, runMean, runVar, mean, invStd, y Buffer)
+	// variance), as PyTorch does. With relu, y = max(0, ...) in the same
+	// pass.
+	BatchNormTrain(rows, c int, x, gamma, beta Buffer, eps, momentum float32, relu bool, runMean, runVar, mean, invStd, y Buffer)
 	// BatchNormEval normalises with the running statistics.
-	BatchNormEval(n, c, hw int, x, gamma, beta, runMean, runVar Buffer, eps float32, y Buffer)
-	// BatchNormBackward sets dx and adds dL/dgamma and dL/dbeta.
-	BatchNormBackward(n, c, hw int, x, gamma, mean, invStd, dy, dx, dgamma, dbeta Buffer)
+	BatchNormEval(rows, c int, x, gamma, beta, runMean, runVar Buffer, eps float32, relu bool, y Buffer)
+	// BatchNormBackward sets dx and adds dL/dgamma and dL/dbeta. When y is
+	// not nil it is the output of a fused ReLU, and dy counts only where
+	// y > 0.
+	BatchNormBackward(rows, c int, x, y, gamma, mean, invStd, dy, dx, dgamma, dbeta Buffer)
 
 	// ReLU sets y = max(x, 0); y may be x.
 	ReLU(x, y Buffer)
@@ -88,10 +93,11 @@ type Device interface {
 	ReLUBackward(y, dy, dx Buffer)
 	// Add sets y = a + b; y may be a or b.
 	Add(a, b, y Buffer)
-	// GlobalAvgPool sets y[i][c] to the mean of x[i][c][0:hw].
-	GlobalAvgPool(n, c, hw int, x, y Buffer)
-	// GlobalAvgPoolBackward spreads dy[i][c] / hw over dx[i][c][0:hw].
-	GlobalAvgPoolBackward(n, c, hw int, dy, dx Buffer)
+	// GlobalAvgPool sets y[i][c] to the mean over the hw pixels of image i
+	// (n x hw x c) of channel c.
+	GlobalAvgPool(n, hw, c int, x, y Buffer)
+	// GlobalAvgPoolBackward spreads dy[i][c] / hw over image i's pixels.
+	GlobalAvgPoolBackward(n, hw, c int, dy, dx Buffer)
 	// L2Normalize sets each row of y to the row of x divided by its norm,
 	// saving the norms.
 	L2Normalize(rows, cols int, x, y, norms Buffer)

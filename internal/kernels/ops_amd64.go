@@ -123,3 +123,74 @@ func microAVX2(k int, a, b, c []float32, ldc int, alpha float32, accumulate bool
 	}
 	sgemmMicroAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, accumulate)
 }
+
+//go:noescape
+func bnSumsAVX2(x *float32, rows, c int, shift, s1, s2 *float32)
+
+//go:noescape
+func bnAffineAVX2(x *float32, rows, c int, scale, off, y *float32, relu bool)
+
+//go:noescape
+func bnBackSumsAVX2(x, dy, y *float32, rows, c int, mean, invStd, sa, sb *float32)
+
+//go:noescape
+func bnBackApplyAVX2(x, dy, y *float32, rows, c int, mean, invStd, k, ka, kb, dx *float32)
+
+// fastNorm returns the assembly batch norm loops for c channels, or nil
+// where they do not apply (no AVX2, or c not a multiple of 8).
+func fastNorm(c int) *normOps {
+	if fastOps() == nil || c%8 != 0 || c == 0 {
+		return nil
+	}
+	return &avx2Norm
+}
+
+var avx2Norm = normOps{
+	sums: func(x []float32, rows, c int, shift, s1, s2 []float32) {
+		if rows > 0 {
+			checkRows(rows, c, x)
+			checkRows(1, c, shift, s1, s2)
+			bnSumsAVX2(&x[0], rows, c, &shift[0], &s1[0], &s2[0])
+		}
+	},
+	affine: func(x []float32, rows, c int, scale, off, y []float32, relu bool) {
+		if rows > 0 {
+			checkRows(rows, c, x, y)
+			checkRows(1, c, scale, off)
+			bnAffineAVX2(&x[0], rows, c, &scale[0], &off[0], &y[0], relu)
+		}
+	},
+	backSums: func(x, dy, y []float32, rows, c int, mean, invStd, sa, sb []float32) {
+		if rows > 0 {
+			checkRows(rows, c, x, dy)
+			checkRows(1, c, mean, invStd, sa, sb)
+			bnBackSumsAVX2(&x[0], &dy[0], maskPtr(y, rows, c), rows, c, &mean[0], &invStd[0], &sa[0], &sb[0])
+		}
+	},
+	backApply: func(x, dy, y []float32, rows, c int, mean, invStd, k, ka, kb, dx []float32) {
+		if rows > 0 {
+			checkRows(rows, c, x, dy, dx)
+			checkRows(1, c, mean, invStd, k, ka, kb)
+			bnBackApplyAVX2(&x[0], &dy[0], maskPtr(y, rows, c), rows, c, &mean[0], &invStd[0], &k[0], &ka[0], &kb[0], &dx[0])
+		}
+	},
+}
+
+// maskPtr is the ReLU output's address, or nil without one.
+func maskPtr(y []float32, rows, c int) *float32 {
+	if y == nil {
+		return nil
+	}
+	checkRows(rows, c, y)
+	return &y[0]
+}
+
+// checkRows panics unless every slice holds rows*c values: the assembly
+// trusts these bounds.
+func checkRows(rows, c int, s ...[]float32) {
+	for _, v := range s {
+		if len(v) < rows*c {
+			panic("kernels: batch norm operand too short")
+		}
+	}
+}

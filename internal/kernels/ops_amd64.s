@@ -631,3 +631,198 @@ microWrite:
 	VMOVUPS Y11, 32(CX)(DI*1)
 	VZEROUPPER
 	RET
+
+// The batch norm row kernels below walk rows of c channels (c a multiple of
+// 8), 8 channels per YMM word; per-channel arrays are indexed by AX.
+
+// func bnSumsAVX2(x *float32, rows, c int, shift, s1, s2 *float32)
+// s1[j] += sum_r (x[r][j] - shift[j]); s2[j] += sum_r (x[r][j] - shift[j])^2
+TEXT ·bnSumsAVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ rows+8(FP), DX
+	MOVQ c+16(FP), R9
+	MOVQ shift+24(FP), R10
+	MOVQ s1+32(FP), R11
+	MOVQ s2+40(FP), R12
+
+bsRow:
+	TESTQ DX, DX
+	JEQ   bsDone
+	XORQ  AX, AX
+
+bsCol:
+	CMPQ        AX, R9
+	JGE         bsRowEnd
+	VMOVUPS     (SI)(AX*4), Y0
+	VSUBPS      (R10)(AX*4), Y0, Y0
+	VADDPS      (R11)(AX*4), Y0, Y1
+	VMOVUPS     Y1, (R11)(AX*4)
+	VMOVUPS     (R12)(AX*4), Y2
+	VFMADD231PS Y0, Y0, Y2
+	VMOVUPS     Y2, (R12)(AX*4)
+	ADDQ        $8, AX
+	JMP         bsCol
+
+bsRowEnd:
+	LEAQ (SI)(R9*4), SI
+	DECQ DX
+	JMP  bsRow
+
+bsDone:
+	VZEROUPPER
+	RET
+
+// func bnAffineAVX2(x *float32, rows, c int, scale, off, y *float32, relu bool)
+// y[r][j] = x[r][j] scale[j] + off[j], then max(., 0) with relu.
+TEXT ·bnAffineAVX2(SB), NOSPLIT, $0-49
+	MOVQ    x+0(FP), SI
+	MOVQ    rows+8(FP), DX
+	MOVQ    c+16(FP), R9
+	MOVQ    scale+24(FP), R10
+	MOVQ    off+32(FP), R11
+	MOVQ    y+40(FP), DI
+	MOVBLZX relu+48(FP), R12
+	VXORPS  Y15, Y15, Y15
+
+baRow:
+	TESTQ DX, DX
+	JEQ   baDone
+	XORQ  AX, AX
+
+baCol:
+	CMPQ        AX, R9
+	JGE         baRowEnd
+	VMOVUPS     (SI)(AX*4), Y0
+	VMOVUPS     (R11)(AX*4), Y1
+	VFMADD231PS (R10)(AX*4), Y0, Y1
+	TESTQ       R12, R12
+	JEQ         baStore
+	VMAXPS      Y15, Y1, Y1
+
+baStore:
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ    $8, AX
+	JMP     baCol
+
+baRowEnd:
+	LEAQ (SI)(R9*4), SI
+	LEAQ (DI)(R9*4), DI
+	DECQ DX
+	JMP  baRow
+
+baDone:
+	VZEROUPPER
+	RET
+
+// func bnBackSumsAVX2(x, dy, y *float32, rows, c int, mean, invStd, sa, sb *float32)
+// With g = dy (masked to where y > 0 when y is not nil) and
+// xh = (x - mean) invStd: sa[j] += sum g, sb[j] += sum g xh.
+TEXT ·bnBackSumsAVX2(SB), NOSPLIT, $0-72
+	MOVQ   x+0(FP), SI
+	MOVQ   dy+8(FP), DI
+	MOVQ   y+16(FP), BX
+	MOVQ   rows+24(FP), DX
+	MOVQ   c+32(FP), R9
+	MOVQ   mean+40(FP), R10
+	MOVQ   invStd+48(FP), R11
+	MOVQ   sa+56(FP), R12
+	MOVQ   sb+64(FP), R13
+	VXORPS Y15, Y15, Y15
+
+bbRow:
+	TESTQ DX, DX
+	JEQ   bbDone
+	XORQ  AX, AX
+
+bbCol:
+	CMPQ    AX, R9
+	JGE     bbRowEnd
+	VMOVUPS (DI)(AX*4), Y1
+	TESTQ   BX, BX
+	JEQ     bbNoMask
+	VCMPPS  $4, (BX)(AX*4), Y15, Y3    // y != 0 (never negative)
+	VANDPS  Y3, Y1, Y1
+
+bbNoMask:
+	VMOVUPS     (SI)(AX*4), Y0
+	VSUBPS      (R10)(AX*4), Y0, Y0
+	VMULPS      (R11)(AX*4), Y0, Y0
+	VADDPS      (R12)(AX*4), Y1, Y2
+	VMOVUPS     Y2, (R12)(AX*4)
+	VMOVUPS     (R13)(AX*4), Y2
+	VFMADD231PS Y1, Y0, Y2
+	VMOVUPS     Y2, (R13)(AX*4)
+	ADDQ        $8, AX
+	JMP         bbCol
+
+bbRowEnd:
+	LEAQ  (SI)(R9*4), SI
+	LEAQ  (DI)(R9*4), DI
+	TESTQ BX, BX
+	JEQ   bbNext
+	LEAQ  (BX)(R9*4), BX
+
+bbNext:
+	DECQ DX
+	JMP  bbRow
+
+bbDone:
+	VZEROUPPER
+	RET
+
+// func bnBackApplyAVX2(x, dy, y *float32, rows, c int, mean, invStd, k, ka, kb, dx *float32)
+// dx = k (g - ka - xh kb), g and xh as in bnBackSumsAVX2.
+TEXT ·bnBackApplyAVX2(SB), NOSPLIT, $0-88
+	MOVQ   x+0(FP), SI
+	MOVQ   dy+8(FP), DI
+	MOVQ   y+16(FP), BX
+	MOVQ   rows+24(FP), DX
+	MOVQ   c+32(FP), R9
+	MOVQ   mean+40(FP), R10
+	MOVQ   invStd+48(FP), R11
+	MOVQ   dx+80(FP), CX
+	VXORPS Y15, Y15, Y15
+
+bpRow:
+	TESTQ DX, DX
+	JEQ   bpDone
+	XORQ  AX, AX
+
+bpCol:
+	CMPQ    AX, R9
+	JGE     bpRowEnd
+	VMOVUPS (DI)(AX*4), Y1
+	TESTQ   BX, BX
+	JEQ     bpNoMask
+	VCMPPS  $4, (BX)(AX*4), Y15, Y3
+	VANDPS  Y3, Y1, Y1
+
+bpNoMask:
+	VMOVUPS      (SI)(AX*4), Y0
+	VSUBPS       (R10)(AX*4), Y0, Y0
+	VMULPS       (R11)(AX*4), Y0, Y0       // xh
+	MOVQ         ka+64(FP), R12
+	VSUBPS       (R12)(AX*4), Y1, Y1       // g - ka
+	MOVQ         kb+72(FP), R12
+	VFNMADD231PS (R12)(AX*4), Y0, Y1       // - xh kb
+	MOVQ         k+56(FP), R12
+	VMULPS       (R12)(AX*4), Y1, Y1
+	VMOVUPS      Y1, (CX)(AX*4)
+	ADDQ         $8, AX
+	JMP          bpCol
+
+bpRowEnd:
+	LEAQ  (SI)(R9*4), SI
+	LEAQ  (DI)(R9*4), DI
+	LEAQ  (CX)(R9*4), CX
+	TESTQ BX, BX
+	JEQ   bpNext
+	LEAQ  (BX)(R9*4), BX
+
+bpNext:
+	DECQ DX
+	JMP  bpRow
+
+bpDone:
+	VZEROUPPER
+	RET

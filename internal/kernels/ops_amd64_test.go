@@ -31,28 +31,10 @@ func randomTile(rng *rand.Rand, nr, nc, lds int, span float32) *tile {
 	return t
 }
 
-func randomVec(rng *rand.Rand, n int, lo, hi float32) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = lo + (hi-lo)*rng.Float32()
-	}
-	return v
-}
-
 func (t *tile) clone() *tile {
 	c := *t
 	c.s = append([]float32(nil), t.s...)
 	return &c
-}
-
-// closeTo reports whether got is within rel of want, counting values below
-// abs as equal (the vector exp flushes results under 1e-38 to 0).
-func closeTo(got, want float32, rel, abs float64) bool {
-	g, w := float64(got), float64(want)
-	if math.IsInf(w, 0) || math.IsNaN(w) {
-		return g == w
-	}
-	return math.Abs(g-w) <= rel*math.Abs(w)+abs
 }
 
 func compareVecs(t *testing.T, what string, got, want []float32, rel, abs float64) {
@@ -206,4 +188,42 @@ func TestVectorSoftplusAccuracy(t *testing.T) {
 		t.Errorf("worst relative error: softplus %.2g, sigmoid %.2g", worstSp, worstQ)
 	}
 	t.Logf("worst relative error: softplus %.2g, sigmoid %.2g", worstSp, worstQ)
+}
+
+func TestAVX2NormMatchesPortable(t *testing.T) {
+	fast := fastNorm(24)
+	if fast == nil {
+		t.Skip("no AVX2/FMA on this processor")
+	}
+	rng := rand.New(rand.NewPCG(61, 62))
+	rows, c := 37, 24
+	x, dy := randomVec(rng, rows*c, -2, 2), randomVec(rng, rows*c, -1, 1)
+	y := randomVec(rng, rows*c, -1, 1)
+	for i := range y {
+		y[i] = max(y[i], 0) // a ReLU output: zeros and positives
+	}
+	vec := func(lo, hi float32) []float32 { return randomVec(rng, c, lo, hi) }
+	shift, mean, inv, scale, off, k, ka, kb := vec(-1, 1), vec(-1, 1), vec(0.5, 2), vec(0.5, 2), vec(-1, 1), vec(-1, 1), vec(-1, 1), vec(-1, 1)
+	a1, a2, b1, b2 := make([]float32, c), make([]float32, c), make([]float32, c), make([]float32, c)
+	fast.sums(x, rows, c, shift, a1, b1)
+	portableNorm.sums(x, rows, c, shift, a2, b2)
+	compareVecs(t, "sums s1", a1, a2, 1e-5, 1e-5)
+	compareVecs(t, "sums s2", b1, b2, 1e-5, 1e-5)
+	for _, relu := range []bool{false, true} {
+		o1, o2 := make([]float32, rows*c), make([]float32, rows*c)
+		fast.affine(x, rows, c, scale, off, o1, relu)
+		portableNorm.affine(x, rows, c, scale, off, o2, relu)
+		compareVecs(t, "affine", o1, o2, 1e-6, 1e-6)
+	}
+	for _, mask := range [][]float32{nil, y} {
+		s1, s2, t1, t2 := make([]float32, c), make([]float32, c), make([]float32, c), make([]float32, c)
+		fast.backSums(x, dy, mask, rows, c, mean, inv, s1, t1)
+		portableNorm.backSums(x, dy, mask, rows, c, mean, inv, s2, t2)
+		compareVecs(t, "backSums a", s1, s2, 1e-5, 1e-5)
+		compareVecs(t, "backSums b", t1, t2, 1e-5, 1e-5)
+		d1, d2 := make([]float32, rows*c), make([]float32, rows*c)
+		fast.backApply(x, dy, mask, rows, c, mean, inv, k, ka, kb, d1)
+		portableNorm.backApply(x, dy, mask, rows, c, mean, inv, k, ka, kb, d2)
+		compareVecs(t, "backApply", d1, d2, 1e-5, 1e-6)
+	}
 }

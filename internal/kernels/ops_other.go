@@ -9,3 +9,6 @@ func fastOps() *tileOps { return nil }
 func fastMicro() func(k int, a, b, c []float32, ldc int, alpha float32, accumulate bool) {
 	return nil
 }
+
+// fastNorm returns nil: this build has the portable loops only.
+func fastNorm(c int) *normOps { return nil }
