@@ -26,6 +26,27 @@ func DefaultRoot() string {
 // FolderPrefix marks a data set given as a folder of class sub-folders.
 const FolderPrefix = "folder:"
 
+// SyntheticPrefix gives the synthetic data set another image shape:
+// "synthetic:3x32x32" is CIFAR-shaped.
+const SyntheticPrefix = "synthetic:"
+
+// ParseSynthetic returns the options of a "synthetic" or "synthetic:CxHxW"
+// name.
+func ParseSynthetic(name string) (SyntheticOptions, bool, error) {
+	if name == "synthetic" {
+		return DefaultSynthetic, true, nil
+	}
+	shape, ok := strings.CutPrefix(name, SyntheticPrefix)
+	if !ok {
+		return SyntheticOptions{}, false, nil
+	}
+	o := DefaultSynthetic
+	if _, err := fmt.Sscanf(shape, "%dx%dx%d", &o.C, &o.H, &o.W); err != nil {
+		return o, true, fmt.Errorf("%q: want synthetic:CxHxW, e.g. synthetic:3x32x32", name)
+	}
+	return o, true, o.Validate()
+}
+
 // Spec names the data a run uses: a named data set, or "folder:PATH" with
 // the size and channels its images are resized to.
 type Spec struct {
@@ -58,6 +79,16 @@ func Open(ctx context.Context, s Spec) (train, test *Dataset, err error) {
 			}
 		}
 		return train, test, nil
+	}
+	if o, ok, err := ParseSynthetic(s.Name); ok {
+		if err != nil {
+			return nil, nil, err
+		}
+		if train, err = Synthetic(o, true); err != nil {
+			return nil, nil, err
+		}
+		test, err = Synthetic(o, false)
+		return train, test, err
 	}
 	n, err := Lookup(s.Name)
 	if err != nil {

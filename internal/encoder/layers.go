@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"time"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
 )
@@ -365,12 +366,28 @@ func (l *L2Norm) Params() []*Param { return nil }
 // Sequential runs layers one after another.
 type Sequential struct {
 	Layers []Layer
+	prof   *Profile
+}
+
+// leaf reports whether a layer is timed as itself in a profile.
+func leaf(l Layer) bool {
+	switch l.(type) {
+	case *Sequential, *BasicBlock:
+		return false
+	}
+	return true
 }
 
 // Forward runs every layer.
 func (s *Sequential) Forward(x Tensor, train bool) Tensor {
 	for _, l := range s.Layers {
+		if s.prof == nil || !leaf(l) {
+			x = l.Forward(x, train)
+			continue
+		}
+		t0 := time.Now()
 		x = l.Forward(x, train)
+		s.prof.Add(kind(l)+" forward", time.Since(t0))
 	}
 	return x
 }
@@ -378,7 +395,14 @@ func (s *Sequential) Forward(x Tensor, train bool) Tensor {
 // Backward runs every layer's backward pass in reverse order.
 func (s *Sequential) Backward(dy Tensor) Tensor {
 	for i := len(s.Layers) - 1; i >= 0; i-- {
-		dy = s.Layers[i].Backward(dy)
+		l := s.Layers[i]
+		if s.prof == nil || !leaf(l) {
+			dy = l.Backward(dy)
+			continue
+		}
+		t0 := time.Now()
+		dy = l.Backward(dy)
+		s.prof.Add(kind(l)+" backward", time.Since(t0))
 	}
 	return dy
 }
@@ -410,6 +434,7 @@ type BasicBlock struct {
 	Shortcut *Sequential // nil for the identity
 	out      *ReLU
 	sum      kernels.Buffer
+	prof     *Profile
 }
 
 // NewBasicBlock returns a residual block from in to out channels.
@@ -431,22 +456,33 @@ func (b *BasicBlock) Forward(x Tensor, train bool) Tensor {
 	if b.Shortcut != nil {
 		s = b.Shortcut.Forward(x, train)
 	}
+	t0 := time.Now()
 	b.sum = b.scratch("sum", m.Buf.Len())
 	b.dev.Add(m.Buf, s.Buf, b.sum)
-	return b.out.Forward(Tensor{b.sum, m.Shape}, train)
+	y := b.out.Forward(Tensor{b.sum, m.Shape}, train)
+	if b.prof != nil {
+		b.prof.Add("residual add+relu forward", time.Since(t0))
+	}
+	return y
 }
 
 // Backward sends the gradient down both paths and adds their input
 // gradients.
 func (b *BasicBlock) Backward(dy Tensor) Tensor {
+	t0 := time.Now()
 	d := b.out.Backward(dy)
+	spent := time.Since(t0)
 	dm := b.Main.Backward(d)
 	ds := d
 	if b.Shortcut != nil {
 		ds = b.Shortcut.Backward(d)
 	}
+	t1 := time.Now()
 	dx := b.scratch("dx", dm.Buf.Len())
 	b.dev.Add(dm.Buf, ds.Buf, dx)
+	if b.prof != nil {
+		b.prof.Add("residual add+relu backward", spent+time.Since(t1))
+	}
 	return Tensor{dx, dm.Shape}
 }
 

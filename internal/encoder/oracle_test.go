@@ -335,3 +335,26 @@ func TestNetworkGradientsMatchGorgonia(t *testing.T) {
 		t.Logf("%s: %d parameters, %d arrays, worst gradient rel L2 %.2g", name, m.ParamCount(), len(params), worst)
 	}
 }
+
+func TestFlopsOfTheSmallCNN(t *testing.T) {
+	m, err := New(cpu(t), Config{Arch: ArchCNN, Width: 1, Embedding: 128}, [3]int{1, 28, 28}, HeadProjection, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// conv1 without an input gradient, conv2 and conv3 with one, and the
+	// head's two 128 x 128 layers (each multiply-add is 2 flops).
+	conv1 := 2 * 784 * 9 * 1 * 32.0
+	conv2 := 2 * 196 * 288 * 64.0
+	conv3 := 2 * 49 * 576 * 128.0
+	head := 2 * 128 * 128.0
+	want := 2*conv1 + 3*conv2 + 3*conv3 + 2*3*head
+	if got := m.Flops(1); got != want {
+		t.Errorf("Flops(1) = %v, want %v", got, want)
+	}
+	if got := m.Flops(10); got != 10*want {
+		t.Errorf("Flops(10) = %v, want %v", got, 10*want)
+	}
+	if n := m.ParamCount(); n != 9*32+64+288*64+128+576*128+256+128*128+128+128*128+128 {
+		t.Errorf("%d parameters", n)
+	}
+}

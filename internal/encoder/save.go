@@ -3,57 +3,75 @@ package encoder
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
 )
 
-// Snapshot is a model's values in host memory, by parameter and state name:
-// what checkpoints and model files store.
+// Array is a named array of values in host memory.
+type Array struct {
+	Name   string
+	Values []float32
+}
+
+// Snapshot is a model's values in host memory, in name order, so that
+// encoding it gives the same bytes for the same values: what checkpoints
+// and model files store.
 type Snapshot struct {
-	Params   map[string][]float32
-	Momentum map[string][]float32
-	States   map[string][]float32
+	Params   []Array
+	Momentum []Array
+	States   []Array
 }
 
 // Snapshot copies the weights, the optimiser's momentum (when momentum is
 // true) and the running statistics to host memory.
 func (m *Model) Snapshot(momentum bool) Snapshot {
-	s := Snapshot{Params: map[string][]float32{}, States: map[string][]float32{}}
-	if momentum {
-		s.Momentum = map[string][]float32{}
-	}
+	var s Snapshot
 	for _, p := range m.Params() {
-		s.Params[p.Name] = download(m.dev, p.W)
+		s.Params = append(s.Params, Array{p.Name, download(m.dev, p.W)})
 		if momentum {
-			s.Momentum[p.Name] = download(m.dev, p.V)
+			s.Momentum = append(s.Momentum, Array{p.Name, download(m.dev, p.V)})
 		}
 	}
 	for _, st := range m.States() {
-		s.States[st.Name] = download(m.dev, st.Buf)
+		s.States = append(s.States, Array{st.Name, download(m.dev, st.Buf)})
+	}
+	for _, list := range [][]Array{s.Params, s.Momentum, s.States} {
+		slices.SortFunc(list, func(a, b Array) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return s
+}
+
+// byName indexes arrays by name.
+func byName(list []Array) map[string][]float32 {
+	out := make(map[string][]float32, len(list))
+	for _, a := range list {
+		out[a.Name] = a.Values
+	}
+	return out
 }
 
 // Restore loads a snapshot into the model: every parameter and state must be
 // present with the right length (momentum only when the snapshot has it).
 func (m *Model) Restore(s Snapshot) error {
+	params, mom, states := byName(s.Params), byName(s.Momentum), byName(s.States)
+	if len(params) != len(m.Params()) {
+		return fmt.Errorf("snapshot has %d parameters, the model %d", len(params), len(m.Params()))
+	}
 	for _, p := range m.Params() {
-		if err := upload(m, p.W, s.Params, p.Name); err != nil {
+		if err := upload(m, p.W, params, p.Name); err != nil {
 			return err
 		}
 		if s.Momentum != nil {
-			if err := upload(m, p.V, s.Momentum, p.Name); err != nil {
+			if err := upload(m, p.V, mom, p.Name); err != nil {
 				return err
 			}
 		}
 	}
 	for _, st := range m.States() {
-		if err := upload(m, st.Buf, s.States, st.Name); err != nil {
+		if err := upload(m, st.Buf, states, st.Name); err != nil {
 			return err
 		}
-	}
-	if len(s.Params) != len(m.Params()) {
-		return fmt.Errorf("snapshot has %d parameters, the model %d", len(s.Params), len(m.Params()))
 	}
 	return nil
 }
@@ -75,14 +93,14 @@ func upload(m *Model, dst kernels.Buffer, from map[string][]float32, name string
 func (s Snapshot) Equal(o Snapshot) (bool, string) {
 	for _, pair := range []struct {
 		what string
-		a, b map[string][]float32
+		a, b []Array
 	}{{"parameter", s.Params, o.Params}, {"state", s.States, o.States}} {
 		if len(pair.a) != len(pair.b) {
 			return false, fmt.Sprintf("%d vs %d %ss", len(pair.a), len(pair.b), pair.what)
 		}
-		for name, v := range pair.a {
-			if !slices.Equal(v, pair.b[name]) {
-				return false, pair.what + " " + name
+		for i, a := range pair.a {
+			if a.Name != pair.b[i].Name || !slices.Equal(a.Values, pair.b[i].Values) {
+				return false, pair.what + " " + a.Name
 			}
 		}
 	}

@@ -305,7 +305,11 @@ func (c Config) Validate() error {
 	case d.Channels != 1 && d.Channels != 3:
 		return fmt.Errorf("data.channels: must be 1 or 3, got %d", d.Channels)
 	}
-	if _, err := dataset.Lookup(d.Dataset); err != nil && !strings.HasPrefix(d.Dataset, dataset.FolderPrefix) {
+	if _, ok, err := dataset.ParseSynthetic(d.Dataset); ok {
+		if err != nil {
+			return fmt.Errorf("data.dataset: %w", err)
+		}
+	} else if _, err := dataset.Lookup(d.Dataset); err != nil && !strings.HasPrefix(d.Dataset, dataset.FolderPrefix) {
 		return fmt.Errorf("data.dataset: %w", err)
 	}
 	if err := c.Model.Validate(); err != nil {
