@@ -24,14 +24,17 @@ lint:
 	$(GO) vet -tags purego ./...
 	GOARCH=arm64 $(GO) build ./...
 
-## bench: time the fused losses at N = 1024, 8192 and 65536 (several minutes), and the input pipeline
+## bench: time the fused losses at N = 1024, 8192 and 65536 (several minutes),
+## the input pipeline and a training step of the small CNN
 bench: build
 	$(BIN) bench loss --n 1024 --n 8192 --n 65536
 	$(BIN) bench data
+	$(BIN) bench train --config configs/quick.yaml
 
-## run: the main job; until training lands, the loss benchmark at N = 1024, 8192
-run: build
-	$(BIN) bench loss --n 1024 --n 8192
+## run: the main job: set up (data included), then compare SupCon, SINCERE and
+## cross entropy on MNIST with Fashion-MNIST transfer (configs/quick.yaml)
+run: build data
+	$(BIN) compare --config configs/quick.yaml --out runs
 
 ## data: install MNIST (Go module cache) and Fashion-MNIST (Debian package)
 data:
@@ -42,4 +45,4 @@ peak-rss: build
 	scripts/peak-rss.sh $(BIN) 8192 128
 
 clean:
-	rm -rf bin
+	rm -rf bin runs

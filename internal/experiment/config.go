@@ -19,6 +19,7 @@ import (
 
 	"github.com/sincere-ml/sincere/internal/dataset"
 	"github.com/sincere-ml/sincere/internal/encoder"
+	"github.com/sincere-ml/sincere/internal/evaluate"
 	"github.com/sincere-ml/sincere/internal/kernels"
 )
 
@@ -46,6 +47,23 @@ type Config struct {
 	Model     encoder.Config `yaml:"model" mapstructure:"model"`
 	Loss      LossConfig     `yaml:"loss" mapstructure:"loss"`
 	Train     TrainConfig    `yaml:"train" mapstructure:"train"`
+	Probe     ProbeConfig    `yaml:"probe" mapstructure:"probe"`
+}
+
+// ProbeConfig says how runs are evaluated.
+type ProbeConfig struct {
+	// Datasets are transfer sets, each probed on its own train split; the
+	// run's own test split is always evaluated.
+	Datasets []string `yaml:"datasets" mapstructure:"datasets"`
+	// TrainSubset cuts each probe's training split to a class-stratified
+	// subset (0: all); for the run's own data set it is the same subset as
+	// data.subset when the two are equal.
+	TrainSubset  int     `yaml:"train_subset" mapstructure:"train_subset"`
+	LinearEpochs int     `yaml:"linear_epochs" mapstructure:"linear_epochs"`
+	LinearLR     float64 `yaml:"linear_lr" mapstructure:"linear_lr"`
+	LinearL2     float64 `yaml:"linear_l2" mapstructure:"linear_l2"`
+	LinearBatch  int     `yaml:"linear_batch" mapstructure:"linear_batch"`
+	Bootstrap    int     `yaml:"bootstrap" mapstructure:"bootstrap"`
 }
 
 // DataConfig selects the training data and how batches are made.
@@ -119,6 +137,13 @@ var defaults = map[string]any{
 	"train.checkpoint_every": 100,
 	"train.device":           kernels.DeviceAuto,
 	"train.workers":          0,
+	"probe.datasets":         []string{},
+	"probe.train_subset":     0,
+	"probe.linear_epochs":    30,
+	"probe.linear_lr":        0.1,
+	"probe.linear_l2":        1e-4,
+	"probe.linear_batch":     256,
+	"probe.bootstrap":        1000,
 }
 
 // Keys lists every configuration key.
@@ -305,11 +330,7 @@ func (c Config) Validate() error {
 	case d.Channels != 1 && d.Channels != 3:
 		return fmt.Errorf("data.channels: must be 1 or 3, got %d", d.Channels)
 	}
-	if _, ok, err := dataset.ParseSynthetic(d.Dataset); ok {
-		if err != nil {
-			return fmt.Errorf("data.dataset: %w", err)
-		}
-	} else if _, err := dataset.Lookup(d.Dataset); err != nil && !strings.HasPrefix(d.Dataset, dataset.FolderPrefix) {
+	if err := checkDatasetName(d.Dataset); err != nil {
 		return fmt.Errorf("data.dataset: %w", err)
 	}
 	if err := c.Model.Validate(); err != nil {
@@ -349,7 +370,36 @@ func (c Config) Validate() error {
 	case t.Workers < 0:
 		return fmt.Errorf("train.workers: must be >= 0 (0: one per core), got %d", t.Workers)
 	}
-	return nil
+	p := c.Probe
+	for _, name := range p.Datasets {
+		if err := checkDatasetName(name); err != nil {
+			return fmt.Errorf("probe.datasets: %w", err)
+		}
+	}
+	switch {
+	case p.TrainSubset < 0:
+		return fmt.Errorf("probe.train_subset: must be >= 0 (0: all), got %d", p.TrainSubset)
+	case p.Bootstrap < 0 || p.Bootstrap > 100000:
+		return fmt.Errorf("probe.bootstrap: must be 0 to 100000 resamples, got %d", p.Bootstrap)
+	}
+	return c.Probe.linear().Validate()
+}
+
+// linear returns the linear probe's options.
+func (p ProbeConfig) linear() evaluate.LinearOptions {
+	return evaluate.LinearOptions{Epochs: p.LinearEpochs, Batch: p.LinearBatch, LR: p.LinearLR, L2: p.LinearL2, Seed: 1}
+}
+
+// checkDatasetName accepts a registry name, synthetic:CxHxW or folder:PATH.
+func checkDatasetName(name string) error {
+	if _, ok, err := dataset.ParseSynthetic(name); ok {
+		return err
+	}
+	if strings.HasPrefix(name, dataset.FolderPrefix) {
+		return nil
+	}
+	_, err := dataset.Lookup(name)
+	return err
 }
 
 // YAML returns the resolved configuration as YAML, the content of a run's

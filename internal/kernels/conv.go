@@ -18,13 +18,20 @@ import "sync"
 // patches describes the patch matrix of a convolution: row P is output
 // pixel P (image, oh, ow), column t is filter tap t = (r, s, c).
 type patches struct {
-	g      ConvGeom
-	x      []float32
-	ho, wo int
+	g          ConvGeom
+	x          []float32
+	ho, wo     int
+	interleave func(dst []float32, src *[gemmMR][]float32, n int) // nil: Go only
+	addTo      func(dst, src []float32)                           // nil: Go only
 }
 
-func newPatches(g ConvGeom, x []float32) patches {
-	return patches{g: g, x: x, ho: g.OutH(), wo: g.OutW()}
+func newPatches(g ConvGeom, x []float32, portable bool) patches {
+	pt := patches{g: g, x: x, ho: g.OutH(), wo: g.OutW()}
+	if !portable {
+		pt.interleave = interleaveFast()
+		pt.addTo = addToFast()
+	}
+	return pt
 }
 
 // rows is the number of output pixels, N OutH OutW.
@@ -40,43 +47,74 @@ func (pt patches) origin(P int) (base, ih, iw int) {
 }
 
 // packRows packs rows (pixels) ic..ic+mb, columns (taps) pc..pc+kb as
-// 6-row panels: the forward product's A.
+// 6-row panels: the forward product's A. For each run of channels of one
+// filter tap it gathers the six pixels' source rows (zeros outside the
+// image) and interleaves them, writing the panel in order.
 func (pt patches) packRows(dst []float32, ic, pc, mb, kb int) {
 	g := pt.g
 	m := pt.rows()
+	zeros := make([]float32, g.C)
 	r0, s0, c0 := pc/(g.S*g.C), pc/g.C%g.S, pc%g.C
+	var base, oh, ow [gemmMR]int
+	var valid [gemmMR]bool
+	var src [gemmMR][]float32
 	for pi := range (mb + gemmMR - 1) / gemmMR {
 		out := dst[pi*gemmMR*kb : (pi+1)*gemmMR*kb]
 		for i := range gemmMR {
 			P := ic + pi*gemmMR + i
-			if pi*gemmMR+i >= mb || P >= m {
-				for p := range kb {
-					out[p*gemmMR+i] = 0
-				}
-				continue
+			valid[i] = pi*gemmMR+i < mb && P < m
+			if valid[i] {
+				base[i], oh[i], ow[i] = pt.origin(P)
 			}
-			base, oh, ow := pt.origin(P)
-			r, s, c := r0, s0, c0
-			for p := 0; p < kb; {
-				run := min(g.C-c, kb-p)
-				ih, iw := oh+r, ow+s
-				if ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
-					src := pt.x[base+(ih*g.W+iw)*g.C+c : base+(ih*g.W+iw)*g.C+c+run]
-					for q, v := range src {
-						out[(p+q)*gemmMR+i] = v
-					}
-				} else {
-					for q := range run {
-						out[(p+q)*gemmMR+i] = 0
-					}
+		}
+		if g.C == 1 {
+			pt.packSingle(out, &valid, &base, &oh, &ow, pc, kb)
+			continue
+		}
+		r, s, c := r0, s0, c0
+		for p := 0; p < kb; {
+			run := min(g.C-c, kb-p)
+			for i := range gemmMR {
+				src[i] = zeros[:run]
+				if ih, iw := oh[i]+r, ow[i]+s; valid[i] && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
+					at := base[i] + (ih*g.W+iw)*g.C + c
+					src[i] = pt.x[at : at+run]
 				}
-				p += run
-				if c += run; c == g.C {
-					c = 0
-					if s++; s == g.S {
-						s, r = 0, r+1
-					}
+			}
+			o := dst[pi*gemmMR*kb+p*gemmMR:] // the interleave may write 2 values past the run
+			done := 0
+			if pt.interleave != nil && run >= 8 && len(o) >= run*gemmMR+2 {
+				done = run &^ 7
+				pt.interleave(o, &src, done)
+			}
+			s0, s1, s2, s3, s4, s5 := src[0], src[1], src[2], src[3], src[4], src[5]
+			for q := done; q < run; q++ {
+				w := o[q*gemmMR : q*gemmMR+gemmMR]
+				w[0], w[1], w[2], w[3], w[4], w[5] = s0[q], s1[q], s2[q], s3[q], s4[q], s5[q]
+			}
+			p += run
+			if c += run; c == g.C {
+				c = 0
+				if s++; s == g.S {
+					s, r = 0, r+1
 				}
+			}
+		}
+	}
+}
+
+// packSingle is packRows for one input channel: each tap is one value per
+// pixel.
+func (pt patches) packSingle(out []float32, valid *[gemmMR]bool, base, oh, ow *[gemmMR]int, pc, kb int) {
+	g := pt.g
+	for p := range kb {
+		t := pc + p
+		r, s := t/g.S, t%g.S
+		w := out[p*gemmMR : (p+1)*gemmMR]
+		for i := range gemmMR {
+			w[i] = 0
+			if ih, iw := oh[i]+r, ow[i]+s; valid[i] && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
+				w[i] = pt.x[base[i]+ih*g.W+iw]
 			}
 		}
 	}
@@ -121,6 +159,18 @@ func (pt patches) packCols(dst []float32, ic, pc, mb, kb int) {
 	panels := (mb + gemmMR - 1) / gemmMR
 	clear(dst[:panels*gemmMR*kb])
 	end := ic + mb
+	if g.C == 1 { // one value per tap: no runs to copy
+		for p := range kb {
+			base, oh, ow := pt.origin(pc + p)
+			for t := ic; t < end; t++ {
+				if ih, iw := oh+t/g.S, ow+t%g.S; ih >= 0 && ih < g.H && iw >= 0 && iw < g.W {
+					k := t - ic
+					dst[(k/gemmMR)*gemmMR*kb+p*gemmMR+k%gemmMR] = pt.x[base+ih*g.W+iw]
+				}
+			}
+		}
+		return
+	}
 	r0, s0, c0 := ic/(g.S*g.C), ic/g.C%g.S, ic%g.C
 	for p := range kb {
 		base, oh, ow := pt.origin(pc + p)
@@ -148,7 +198,7 @@ func (pt patches) packCols(dst []float32, ic, pc, mb, kb int) {
 // Conv2D computes y (N x OutH x OutW x K) from x (N x H x W x C) and w
 // (R x S x C x K).
 func (d *CPUDevice) Conv2D(g ConvGeom, x, w, y Buffer) {
-	pt := newPatches(g, host(x))
+	pt := newPatches(g, host(x), d.portable)
 	job := &gemmJob{m: pt.rows(), n: g.K, k: g.R * g.S * g.C, alpha: 1,
 		packA: pt.packRows, packB: matrixPackB(false, host(w), g.K), c: host(y), ldc: g.K}
 	d.gemm.parallel(job, true, gemmMR)
@@ -156,7 +206,7 @@ func (d *CPUDevice) Conv2D(g ConvGeom, x, w, y Buffer) {
 
 // Conv2DBackward adds dL/dw to dw and, when dx is not nil, sets dx.
 func (d *CPUDevice) Conv2DBackward(g ConvGeom, x, w, dy, dx, dw Buffer) {
-	pt := newPatches(g, host(x))
+	pt := newPatches(g, host(x), d.portable)
 	taps := g.R * g.S * g.C
 	DY, W, DW := host(dy), host(w), host(dw)
 	// The filter gradient sums over every output pixel: long k, small C.
@@ -241,7 +291,12 @@ func (pt patches) scatter(dcol []float32, n int, dx []float32) {
 					continue
 				}
 				dst := img[(ih*g.W+iw)*g.C : (ih*g.W+iw+1)*g.C]
-				for c, v := range row[(r*g.S+s)*g.C : (r*g.S+s+1)*g.C] {
+				src := row[(r*g.S+s)*g.C : (r*g.S+s+1)*g.C]
+				if pt.addTo != nil && g.C >= 8 {
+					pt.addTo(dst, src)
+					continue
+				}
+				for c, v := range src {
 					dst[c] += v
 				}
 			}

@@ -194,3 +194,51 @@ func checkRows(rows, c int, s ...[]float32) {
 		}
 	}
 }
+
+//go:noescape
+func interleave6AVX2(dst, s0, s1, s2, s3, s4, s5 *float32, n int)
+
+// interleaveFast returns the assembly six-row interleave, or nil.
+func interleaveFast() func(dst []float32, src *[gemmMR][]float32, n int) {
+	if fastOps() == nil {
+		return nil
+	}
+	return func(dst []float32, src *[gemmMR][]float32, n int) {
+		n &^= 7
+		if n == 0 {
+			return
+		}
+		if len(dst) < 6*n+2 {
+			panic("kernels: interleave destination too short")
+		}
+		for _, s := range src {
+			if len(s) < n {
+				panic("kernels: interleave source too short")
+			}
+		}
+		interleave6AVX2(&dst[0], &src[0][0], &src[1][0], &src[2][0], &src[3][0], &src[4][0], &src[5][0], n)
+	}
+}
+
+//go:noescape
+func addToAVX2(dst, src *float32, n int)
+
+// addToFast returns dst += src in assembly (whole vectors of 8, the rest in
+// Go), or nil.
+func addToFast() func(dst, src []float32) {
+	if fastOps() == nil {
+		return nil
+	}
+	return func(dst, src []float32) {
+		n := len(src)
+		if len(dst) < n {
+			panic("kernels: addTo destination too short")
+		}
+		if v := n &^ 7; v > 0 {
+			addToAVX2(&dst[0], &src[0], v)
+		}
+		for i := n &^ 7; i < n; i++ {
+			dst[i] += src[i]
+		}
+	}
+}

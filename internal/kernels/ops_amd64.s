@@ -826,3 +826,96 @@ bpNext:
 bpDone:
 	VZEROUPPER
 	RET
+
+// func interleave6AVX2(dst, s0, s1, s2, s3, s4, s5 *float32, n int)
+//
+// dst[6q+i] = s_i[q] for q < n (n a multiple of 8): six rows interleaved,
+// 8 columns at a time by an 8x8 transpose whose last two rows are zero. The
+// eighth store of each block writes 2 values past it, which the next block
+// (or the caller's slack) absorbs.
+TEXT ·interleave6AVX2(SB), NOSPLIT, $0-64
+	MOVQ   dst+0(FP), DI
+	MOVQ   s0+8(FP), SI
+	MOVQ   s1+16(FP), R8
+	MOVQ   s2+24(FP), R9
+	MOVQ   s3+32(FP), R10
+	MOVQ   s4+40(FP), R11
+	MOVQ   s5+48(FP), R12
+	MOVQ   n+56(FP), CX
+	XORQ   AX, AX
+	VXORPS Y15, Y15, Y15
+
+ilLoop:
+	CMPQ    AX, CX
+	JGE     ilDone
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS (R8)(AX*4), Y1
+	VMOVUPS (R9)(AX*4), Y2
+	VMOVUPS (R10)(AX*4), Y3
+	VMOVUPS (R11)(AX*4), Y4
+	VMOVUPS (R12)(AX*4), Y5
+
+	// t = unpack pairs of rows
+	VUNPCKLPS Y1, Y0, Y6    // r0[0] r1[0] r0[1] r1[1] | [4] [5]
+	VUNPCKHPS Y1, Y0, Y7    // r0[2] r1[2] r0[3] r1[3] | [6] [7]
+	VUNPCKLPS Y3, Y2, Y8
+	VUNPCKHPS Y3, Y2, Y9
+	VUNPCKLPS Y5, Y4, Y10
+	VUNPCKHPS Y5, Y4, Y11
+
+	// u = quads of rows per column
+	VSHUFPS $0x44, Y8, Y6, Y0   // rows 0-3, column 0 | 4
+	VSHUFPS $0xee, Y8, Y6, Y1   // column 1 | 5
+	VSHUFPS $0x44, Y9, Y7, Y2   // column 2 | 6
+	VSHUFPS $0xee, Y9, Y7, Y3   // column 3 | 7
+	VSHUFPS $0x44, Y15, Y10, Y4 // rows 4-5 (and zeros), column 0 | 4
+	VSHUFPS $0xee, Y15, Y10, Y5
+	VSHUFPS $0x44, Y15, Y11, Y6
+	VSHUFPS $0xee, Y15, Y11, Y7
+
+	// columns: rows 0-3 from u, rows 4-7 from the second set
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y0
+
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, 24(DI)
+	VMOVUPS Y10, 48(DI)
+	VMOVUPS Y11, 72(DI)
+	VMOVUPS Y12, 96(DI)
+	VMOVUPS Y13, 120(DI)
+	VMOVUPS Y14, 144(DI)
+	VMOVUPS Y0, 168(DI)
+	ADDQ    $192, DI
+	ADDQ    $8, AX
+	JMP     ilLoop
+
+ilDone:
+	VZEROUPPER
+	RET
+
+// func addToAVX2(dst, src *float32, n int)
+// dst[i] += src[i] for i < n (n a multiple of 8).
+TEXT ·addToAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+
+atLoop:
+	CMPQ    AX, CX
+	JGE     atDone
+	VMOVUPS (DI)(AX*4), Y0
+	VADDPS  (SI)(AX*4), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ    $8, AX
+	JMP     atLoop
+
+atDone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sincere-ml/sincere/internal/dataset"
+	"github.com/sincere-ml/sincere/internal/experiment"
+)
+
+func newProbeCmd(e *env) *cobra.Command {
+	var extra []string
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "probe --run DIR [--dataset NAME]...",
+		Short: "Evaluate a pretrained encoder: kNN, linear probe and margin with 95% intervals",
+		Long: `Evaluate a finished run (a directory sincere pretrain wrote) as the SINCERE
+authors do, on the run's own test split and on every transfer data set
+(the config's probe.datasets and --dataset), each against its own training
+split:
+
+  knn1, knn5  1-NN and similarity-weighted 5-NN accuracy on the L2-normalised
+              projection output (encoder features for the ce baseline)
+  linear      a linear probe: softmax regression on the frozen, standardised
+              encoder features, trained with gorgonia
+  margin      median over test images of the largest similarity to a training
+              image of the same class, minus that of another class
+
+each with a 95% bootstrap interval (probe.bootstrap resamples of the test
+set). Results go to RUN/probe.json (per-image outcomes to probe.gob), the
+features to RUN/features/ (reused while the model is unchanged). A run is
+flagged as collapsed when its test embeddings point one way (mean pairwise
+cosine above 0.9) or its margin is below 0.001.`,
+		Example: `  sincere probe --run runs/quick/sincere-seed1
+  sincere probe --run runs/quick/sincere-seed1 --dataset fashion-mnist`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, _, err := experiment.Probe(cmd.Context(), dir, extra, &dataset.Fetcher{Progress: e.byteProgress()}, e.trainReporter())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "DATASET\tMETRIC\tVALUE\t95% INTERVAL")
+			for _, x := range r.Results {
+				fmt.Fprintf(tw, "%s\t%s\t%.4f\t[%.4f, %.4f]\n", x.Dataset, x.Metric, x.Value, x.CILow, x.CIHigh)
+			}
+			fmt.Fprintf(tw, "mean pairwise cosine of the test embeddings: %.3f\n", r.MeanCosine)
+			if r.Collapsed {
+				fmt.Fprintln(tw, "collapsed: the embeddings point one way or the classes are not separated")
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&dir, "run", "", "run directory (OUT/<config name>/<method>-seed<S>)")
+	cmd.Flags().StringArrayVar(&extra, "dataset", nil, "transfer data set to probe as well (repeatable)")
+	_ = cmd.MarkFlagRequired("run")
+	return cmd
+}

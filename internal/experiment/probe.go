@@ -1,0 +1,423 @@
+package experiment
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/gob"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+
+	"github.com/sincere-ml/sincere/internal/atomicfile"
+	"github.com/sincere-ml/sincere/internal/dataset"
+	"github.com/sincere-ml/sincere/internal/encoder"
+	"github.com/sincere-ml/sincere/internal/evaluate"
+	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/npyfile"
+)
+
+// Files a probe writes into a run directory.
+const (
+	ProbeFile    = "probe.json"
+	OutcomesFile = "probe.gob"
+	FeaturesDir  = "features"
+)
+
+// Metrics a probe reports, per data set.
+const (
+	MetricKNN1   = "knn1"
+	MetricKNN5   = "knn5"
+	MetricLinear = "linear"
+	MetricMargin = "margin"
+)
+
+// Metrics lists the metric names in report order.
+func Metrics() []string { return []string{MetricKNN1, MetricKNN5, MetricLinear, MetricMargin} }
+
+// A run counts as collapsed when its test embeddings point one way (mean
+// pairwise cosine above collapseCosine) or its target and noise
+// similarities are indistinguishable (margin below collapseMargin).
+const (
+	collapseCosine = 0.9
+	collapseMargin = 0.001
+)
+
+// bootstrapSeed fixes the resamples, the same for every run, so that
+// comparisons between runs are paired.
+const bootstrapSeed = 20241127
+
+// ProbeResult is one metric on one data set with its 95% interval.
+type ProbeResult struct {
+	Dataset string  `json:"dataset"`
+	Metric  string  `json:"metric"`
+	Value   float64 `json:"value"`
+	CILow   float64 `json:"ci_low"`
+	CIHigh  float64 `json:"ci_high"`
+	N       int     `json:"n"`
+}
+
+// ProbeReport is a run's probe.json.
+type ProbeReport struct {
+	Run         string `json:"run"`
+	Method      string `json:"method"`
+	Seed        uint64 `json:"seed"`
+	ModelSHA256 string `json:"model_sha256"`
+	// MeanCosine is the mean cosine similarity between pairs of the run's
+	// own test embeddings: near 1 when they all point one way.
+	MeanCosine float64       `json:"mean_cosine"`
+	Collapsed  bool          `json:"collapsed"`
+	Results    []ProbeResult `json:"results"`
+}
+
+// Outcomes are a probe's per-example results on one test split: what
+// paired bootstraps and the similarity histograms need.
+type Outcomes struct {
+	Dataset            string
+	Labels             []int
+	KNN1, KNN5, Linear []float64 // 1 where right, 0 where wrong
+	Target, Noise      []float32 // largest similarity to own / other class
+}
+
+// Statistic returns the bootstrap statistic of a metric.
+func (o *Outcomes) Statistic(metric string) evaluate.Statistic {
+	switch metric {
+	case MetricKNN1:
+		return evaluate.MeanOf(o.KNN1)
+	case MetricKNN5:
+		return evaluate.MeanOf(o.KNN5)
+	case MetricLinear:
+		return evaluate.MeanOf(o.Linear)
+	}
+	return evaluate.MarginOf(o.Target, o.Noise)
+}
+
+// probeSet is one data set a probe evaluates.
+type probeSet struct {
+	name        string
+	train, test *dataset.Dataset
+}
+
+// Probe evaluates a finished run: 1-NN, similarity-weighted 5-NN and the
+// margin on the L2-normalised projection output (encoder features for the
+// cross-entropy baseline), and a linear probe on the encoder features, on
+// the run's own test split and on every transfer data set (the config's
+// probe.datasets and extra), each against its own training split. It
+// writes probe.json and probe.gob into the run directory and caches the
+// extracted features there.
+func Probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetcher, rep Reporter) (*ProbeReport, []Outcomes, error) {
+	return probe(ctx, dir, extra, fetch, rep, setCache{})
+}
+
+// setCache keeps the data sets a comparison's probes load, so that each is
+// read once: by name, training subset and class filter.
+type setCache map[string]probeSet
+
+// probe is Probe with a data set cache.
+func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetcher, rep Reporter, cached setCache) (*ProbeReport, []Outcomes, error) {
+	if rep == nil {
+		rep = nopReporter{}
+	}
+	if !Finished(dir) {
+		return nil, nil, fmt.Errorf("%s: no finished run here (no %s); pretrain it first", dir, ModelFile)
+	}
+	cfg, err := Load(filepath.Join(dir, ConfigFile), "", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	modelPath := filepath.Join(dir, ModelFile)
+	tr, err := LoadTrained(modelPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	sum, err := fileSHA256(modelPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err := kernels.NewCPUDevice(kernels.CPUOptions{Workers: cfg.Train.Workers})
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := encoder.New(dev, tr.Model, tr.Input, tr.Head, tr.NumClasses, tr.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := m.Restore(tr.Weights); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", modelPath, err)
+	}
+	sets, err := probeSets(ctx, cfg, extra, fetch, cached)
+	if err != nil {
+		return nil, nil, err
+	}
+	cache, err := openFeatureCache(filepath.Join(dir, FeaturesDir), sum)
+	if err != nil {
+		return nil, nil, err
+	}
+	report := &ProbeReport{Run: dir, Method: tr.Method, Seed: tr.Seed, ModelSHA256: sum}
+	var outcomes []Outcomes
+	for i, s := range sets {
+		if s.train.C != tr.Input[0] || s.train.H != tr.Input[1] || s.train.W != tr.Input[2] {
+			return nil, nil, fmt.Errorf("%s: images of %dx%dx%d, the encoder takes %dx%dx%d", s.name,
+				s.train.C, s.train.H, s.train.W, tr.Input[0], tr.Input[1], tr.Input[2])
+		}
+		rep.Logf("%s: probing %s (%d train, %d test images)", dir, s.name, s.train.Len(), s.test.Len())
+		o, results, meanCos, err := probeOne(m, tr, cfg.Probe, s, cache)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		if i == 0 {
+			report.MeanCosine = meanCos
+			report.Collapsed = meanCos > collapseCosine
+			for _, r := range results {
+				if r.Metric == MetricMargin && r.Value < collapseMargin {
+					report.Collapsed = true
+				}
+			}
+		}
+		report.Results = append(report.Results, results...)
+		outcomes = append(outcomes, *o)
+	}
+	b, err := json.MarshalIndent(report, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, ProbeFile), append(b, '\n')); err != nil {
+		return nil, nil, err
+	}
+	err = atomicfile.WriteFunc(filepath.Join(dir, OutcomesFile), func(w io.Writer) error {
+		return gob.NewEncoder(w).Encode(outcomes)
+	})
+	return report, outcomes, err
+}
+
+// LoadOutcomes reads a probed run's per-example outcomes.
+func LoadOutcomes(dir string) ([]Outcomes, error) {
+	f, err := os.Open(filepath.Join(dir, OutcomesFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var o []Outcomes
+	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&o); err != nil {
+		return nil, fmt.Errorf("%s: corrupt probe outcomes: %v", f.Name(), err)
+	}
+	return o, nil
+}
+
+// probeSets loads the run's own data set (with its class filter) and the
+// transfer sets, each training split cut to probe.train_subset, taking what
+// the cache holds.
+func probeSets(ctx context.Context, cfg Config, extra []string, fetch *dataset.Fetcher, cached setCache) ([]probeSet, error) {
+	names := []string{cfg.Data.Dataset}
+	for _, n := range append(slices.Clone(cfg.Probe.Datasets), extra...) {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	root := cfg.Data.Root
+	if root == "" {
+		root = dataset.DefaultRoot()
+	}
+	var sets []probeSet
+	for i, name := range names {
+		if err := checkDatasetName(name); err != nil {
+			return nil, err
+		}
+		var classes []int
+		if i == 0 {
+			classes = cfg.Data.Classes
+		}
+		key := fmt.Sprintf("%s|%s|%d|%v|%d|%d", name, root, cfg.Probe.TrainSubset, classes, cfg.Data.ImageSize, cfg.Data.Channels)
+		if s, ok := cached[key]; ok {
+			sets = append(sets, s)
+			continue
+		}
+		train, test, err := dataset.Open(ctx, dataset.Spec{Name: name, Root: root, Size: cfg.Data.ImageSize, Channels: cfg.Data.Channels, Fetch: fetch})
+		if err != nil {
+			return nil, err
+		}
+		if test == nil {
+			return nil, fmt.Errorf("%s has no test split to evaluate on", name)
+		}
+		if train, err = shapeSplit(train, DataConfig{Subset: cfg.Probe.TrainSubset, Classes: classes}); err != nil {
+			return nil, err
+		}
+		if test, err = shapeSplit(test, DataConfig{Classes: classes}); err != nil {
+			return nil, err
+		}
+		cached[key] = probeSet{name: name, train: train, test: test}
+		sets = append(sets, cached[key])
+	}
+	return sets, nil
+}
+
+// probeOne evaluates one data set and returns, besides the outcomes and
+// results, the mean pairwise cosine of the test embeddings.
+func probeOne(m *encoder.Model, tr *Trained, pc ProbeConfig, s probeSet, cache *featureCache) (*Outcomes, []ProbeResult, float64, error) {
+	trF, trE, err := cache.get(m, tr, s.name+"-train", s.train)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	teF, teE, err := cache.get(m, tr, s.name+"-test", s.test)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	trL, teL := labelsOf(s.train), labelsOf(s.test)
+	gemm := kernels.NewGemm(0, false)
+	nb, err := evaluate.FindNeighbours(gemm, teE.v, teL, trE.v, trL, teE.d, 5)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	pred, err := evaluate.LinearProbe(trF.v, trL, teF.v, trF.d, len(s.train.Classes), pc.linear())
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	o := &Outcomes{Dataset: s.name, Labels: teL, KNN1: evaluate.Correct(nb.Predict1(), teL),
+		KNN5: evaluate.Correct(nb.PredictWeighted(), teL), Linear: evaluate.Correct(pred, teL), Target: nb.Target, Noise: nb.Noise}
+	var results []ProbeResult
+	for _, metric := range Metrics() {
+		iv := evaluate.Bootstrap(len(teL), pc.Bootstrap, bootstrapSeed, o.Statistic(metric))
+		results = append(results, ProbeResult{Dataset: s.name, Metric: metric, Value: iv.Value, CILow: iv.Low, CIHigh: iv.High, N: len(teL)})
+	}
+	return o, results, evaluate.MeanCosine(teE.v, teE.d), nil
+}
+
+func labelsOf(d *dataset.Dataset) []int {
+	out := make([]int, d.Len())
+	for i, y := range d.Labels {
+		out[i] = int(y)
+	}
+	return out
+}
+
+// matrix is a host matrix of rows of d values.
+type matrix struct {
+	v []float32
+	d int
+}
+
+// featureCache keeps a run's extracted features in its features folder,
+// valid for one model file (by its SHA-256).
+type featureCache struct {
+	dir string
+}
+
+// openFeatureCache empties the folder if it was made for another model.
+func openFeatureCache(dir, modelSum string) (*featureCache, error) {
+	stamp := filepath.Join(dir, "MODEL_SHA256")
+	if b, err := os.ReadFile(stamp); err != nil || string(b) != modelSum {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(stamp, []byte(modelSum)); err != nil {
+			return nil, err
+		}
+	}
+	return &featureCache{dir: dir}, nil
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// get returns the encoder features and the embeddings (L2-normalised) of a
+// split, from the cache or by running the encoder in evaluation mode.
+func (c *featureCache) get(m *encoder.Model, tr *Trained, key string, d *dataset.Dataset) (matrix, matrix, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %d %d", key, d.Len(), d.ImageSize())
+	h.Write(d.Pixels)
+	base := filepath.Join(c.dir, unsafeName.ReplaceAllString(key, "_")+"-"+hex.EncodeToString(h.Sum(nil))[:12])
+	fp, ep := base+"-features.npy", base+"-embeddings.npy"
+	if f, n, fd, err := npyfile.ReadMatrix(fp); err == nil && n == d.Len() {
+		if e, n2, ed, err := npyfile.ReadMatrix(ep); err == nil && n2 == d.Len() {
+			return matrix{f, fd}, matrix{e, ed}, nil
+		}
+	}
+	f, e, err := extract(m, tr, d)
+	if err != nil {
+		return matrix{}, matrix{}, err
+	}
+	if err := npyfile.WriteMatrix(fp, f.v, d.Len(), f.d); err != nil {
+		return matrix{}, matrix{}, err
+	}
+	if err := npyfile.WriteMatrix(ep, e.v, d.Len(), e.d); err != nil {
+		return matrix{}, matrix{}, err
+	}
+	return f, e, nil
+}
+
+// extract runs the encoder (and the projection head) over a split in
+// evaluation mode, without augmentation, normalised as in training.
+func extract(m *encoder.Model, tr *Trained, d *dataset.Dataset) (matrix, matrix, error) {
+	l, err := dataset.NewLoader(d, dataset.LoaderOptions{BatchSize: 500, Views: 1, Sampler: dataset.SamplerSequential,
+		Augment: dataset.AugmentNone, Mean: tr.Mean, Std: tr.Std, Workers: 1})
+	if err != nil {
+		return matrix{}, matrix{}, err
+	}
+	dev := m.Device()
+	fd, ed := m.FeatureDim, m.FeatureDim
+	if m.Head == encoder.HeadProjection {
+		ed = m.OutDim()
+	}
+	feat, emb := make([]float32, d.Len()*fd), make([]float32, d.Len()*ed)
+	s := l.Stream(context.Background(), 0, 0)
+	defer s.Close()
+	var x kernels.Buffer
+	row := 0
+	for {
+		b, err := s.Next()
+		if err != nil {
+			return matrix{}, matrix{}, err
+		}
+		if b == nil {
+			break
+		}
+		if x == nil || x.Len() != len(b.Images) {
+			x = dev.Alloc(len(b.Images))
+		}
+		dev.Upload(x, b.Images)
+		f := m.Features(encoder.Tensor{Buf: x, Shape: []int{b.Rows(), b.H, b.W, b.C}})
+		dev.Download(feat[row*fd:(row+b.Rows())*fd], f.Buf)
+		if m.Head == encoder.HeadProjection {
+			z := m.HeadNet.Forward(f, false)
+			dev.Download(emb[row*ed:(row+b.Rows())*ed], z.Buf)
+		}
+		row += b.Rows()
+	}
+	if m.Head != encoder.HeadProjection {
+		copy(emb, feat)
+		for i := range d.Len() {
+			r := emb[i*ed : (i+1)*ed]
+			var n float64
+			for _, v := range r {
+				n += float64(v) * float64(v)
+			}
+			inv := 1 / math.Max(math.Sqrt(n), 1e-12)
+			for j := range r {
+				r[j] = float32(float64(r[j]) * inv)
+			}
+		}
+	}
+	return matrix{feat, fd}, matrix{emb, ed}, nil
+}
+
+// fileSHA256 hashes a file.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
