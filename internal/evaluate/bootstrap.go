@@ -3,7 +3,9 @@ package evaluate
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Interval is an estimate with its 95% bootstrap interval.
@@ -134,4 +136,24 @@ func Average(stats ...Statistic) Statistic {
 // comparison.
 func Difference(a, b Statistic) Statistic {
 	return func(idx []int) float64 { return a(idx) - b(idx) }
+}
+
+// BootstrapAll runs Bootstrap for several statistics of the same n items
+// at once, one goroutine per statistic up to the cores; each statistic
+// must be used by its own call only (MarginOf keeps scratch).
+func BootstrapAll(n, resamples int, seed uint64, stats []Statistic) []Interval {
+	out := make([]Interval, len(stats))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, st := range stats {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			out[i] = Bootstrap(n, resamples, seed, st)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	return out
 }

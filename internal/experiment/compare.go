@@ -67,13 +67,25 @@ func Compare(ctx context.Context, cfgPath string, opt CompareOptions) (*Comparis
 	}
 	var runs []probed
 	cached := setCache{}
+	trainSets := map[string]*dataset.Dataset{}
+	loadTrain := func(ctx context.Context, d DataConfig, fetch *dataset.Fetcher) (*dataset.Dataset, error) {
+		key := fmt.Sprintf("%s|%s|%d|%v|%d|%d", d.Dataset, d.Root, d.Subset, d.Classes, d.ImageSize, d.Channels)
+		if s, ok := trainSets[key]; ok {
+			return s, nil
+		}
+		s, err := LoadTrain(ctx, d, fetch)
+		if err == nil {
+			trainSets[key] = s
+		}
+		return s, err
+	}
 	for _, method := range base.Methods {
 		cfg, err := Load(cfgPath, method, opt.Sets)
 		if err != nil {
 			return nil, err
 		}
 		for _, seed := range base.Seeds {
-			dir, err := Pretrain(ctx, cfg, PretrainOptions{Method: method, Seed: seed, Out: opt.Out, Resume: true, Reporter: rep, Fetch: opt.Fetch})
+			dir, err := Pretrain(ctx, cfg, PretrainOptions{Method: method, Seed: seed, Out: opt.Out, Resume: true, Reporter: rep, Fetch: opt.Fetch, loadTrain: loadTrain})
 			if err != nil {
 				return nil, err
 			}
@@ -120,24 +132,44 @@ func Compare(ctx context.Context, cfgPath string, opt CompareOptions) (*Comparis
 		datasets = append(datasets, o.Dataset)
 		sizes[o.Dataset] = len(o.Labels)
 	}
-	for _, method := range base.Methods {
-		for _, ds := range datasets {
+	paired := slices.Contains(base.Methods, "sincere") && slices.Contains(base.Methods, "supcon")
+	summary := map[string][]report.Summary{}
+	for _, ds := range datasets {
+		// The bootstraps of a data set share their resamples (so the
+		// differences are paired) and run in parallel.
+		var stats []evaluate.Statistic
+		var seeds []int
+		for _, method := range base.Methods {
 			for _, metric := range Metrics() {
 				st := statsOf(method, ds, metric)
-				iv := evaluate.Bootstrap(sizes[ds], bootstraps, bootstrapSeed, evaluate.Average(st...))
-				c.Report.Summary = append(c.Report.Summary, report.Summary{Method: method, Dataset: ds, Metric: metric,
-					Mean: iv.Value, CILow: iv.Low, CIHigh: iv.High, Seeds: len(st)})
+				stats, seeds = append(stats, evaluate.Average(st...)), append(seeds, len(st))
+			}
+		}
+		if paired {
+			for _, metric := range Metrics() {
+				stats = append(stats, evaluate.Difference(evaluate.Average(statsOf("sincere", ds, metric)...), evaluate.Average(statsOf("supcon", ds, metric)...)))
+			}
+		}
+		ivs := evaluate.BootstrapAll(sizes[ds], bootstraps, bootstrapSeed, stats)
+		k := 0
+		for _, method := range base.Methods {
+			for _, metric := range Metrics() {
+				iv := ivs[k]
+				summary[method] = append(summary[method], report.Summary{Method: method, Dataset: ds, Metric: metric,
+					Mean: iv.Value, CILow: iv.Low, CIHigh: iv.High, Seeds: seeds[k]})
+				k++
+			}
+		}
+		if paired {
+			for _, metric := range Metrics() {
+				iv := ivs[k]
+				c.Diffs = append(c.Diffs, report.Difference{A: "sincere", B: "supcon", Dataset: ds, Metric: metric, Value: iv.Value, Low: iv.Low, High: iv.High})
+				k++
 			}
 		}
 	}
-	if slices.Contains(base.Methods, "sincere") && slices.Contains(base.Methods, "supcon") {
-		for _, ds := range datasets {
-			for _, metric := range Metrics() {
-				d := evaluate.Difference(evaluate.Average(statsOf("sincere", ds, metric)...), evaluate.Average(statsOf("supcon", ds, metric)...))
-				iv := evaluate.Bootstrap(sizes[ds], bootstraps, bootstrapSeed, d)
-				c.Diffs = append(c.Diffs, report.Difference{A: "sincere", B: "supcon", Dataset: ds, Metric: metric, Value: iv.Value, Low: iv.Low, High: iv.High})
-			}
-		}
+	for _, method := range base.Methods { // rows by method, then data set and metric
+		c.Report.Summary = append(c.Report.Summary, summary[method]...)
 	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err

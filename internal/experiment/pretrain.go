@@ -48,6 +48,9 @@ type PretrainOptions struct {
 	Reporter Reporter
 	// Fetch, if not nil, downloads a data set found nowhere.
 	Fetch *dataset.Fetcher
+	// loadTrain, if not nil, replaces LoadTrain (a comparison loads each
+	// training set once).
+	loadTrain func(context.Context, DataConfig, *dataset.Fetcher) (*dataset.Dataset, error)
 }
 
 // ErrInterrupted is returned when the context ends during training, after
@@ -104,6 +107,11 @@ func OpenDevice(name string, workers int) (kernels.Device, error) {
 
 // NewTrainer loads the data and builds the model of a run.
 func NewTrainer(ctx context.Context, cfg Config, method string, seed uint64, fetch *dataset.Fetcher) (*Trainer, error) {
+	return newTrainer(ctx, cfg, method, seed, fetch, LoadTrain)
+}
+
+func newTrainer(ctx context.Context, cfg Config, method string, seed uint64, fetch *dataset.Fetcher,
+	load func(context.Context, DataConfig, *dataset.Fetcher) (*dataset.Dataset, error)) (*Trainer, error) {
 	if !slices.Contains(Methods(), method) {
 		return nil, fmt.Errorf("unknown method %q", method)
 	}
@@ -111,7 +119,7 @@ func NewTrainer(ctx context.Context, cfg Config, method string, seed uint64, fet
 	if err != nil {
 		return nil, err
 	}
-	train, err := LoadTrain(ctx, cfg.Data, fetch)
+	train, err := load(ctx, cfg.Data, fetch)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +287,11 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 			return dir, fmt.Errorf("%s: the configuration changed since the checkpoint (compare with %s)", dir, filepath.Join(dir, ConfigFile))
 		}
 	}
-	t, err := NewTrainer(ctx, cfg, opt.Method, opt.Seed, opt.Fetch)
+	load := opt.loadTrain
+	if load == nil {
+		load = LoadTrain
+	}
+	t, err := newTrainer(ctx, cfg, opt.Method, opt.Seed, opt.Fetch, load)
 	if err != nil {
 		return dir, err
 	}

@@ -280,10 +280,13 @@ func probeOne(m *encoder.Model, tr *Trained, pc ProbeConfig, s probeSet, cache *
 	}
 	o := &Outcomes{Dataset: s.name, Labels: teL, KNN1: evaluate.Correct(nb.Predict1(), teL),
 		KNN5: evaluate.Correct(nb.PredictWeighted(), teL), Linear: evaluate.Correct(pred, teL), Target: nb.Target, Noise: nb.Noise}
-	var results []ProbeResult
+	var stats []evaluate.Statistic
 	for _, metric := range Metrics() {
-		iv := evaluate.Bootstrap(len(teL), pc.Bootstrap, bootstrapSeed, o.Statistic(metric))
-		results = append(results, ProbeResult{Dataset: s.name, Metric: metric, Value: iv.Value, CILow: iv.Low, CIHigh: iv.High, N: len(teL)})
+		stats = append(stats, o.Statistic(metric))
+	}
+	var results []ProbeResult
+	for i, iv := range evaluate.BootstrapAll(len(teL), pc.Bootstrap, bootstrapSeed, stats) {
+		results = append(results, ProbeResult{Dataset: s.name, Metric: Metrics()[i], Value: iv.Value, CILow: iv.Low, CIHigh: iv.High, N: len(teL)})
 	}
 	return o, results, evaluate.MeanCosine(teE.v, teE.d), nil
 }

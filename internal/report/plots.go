@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -29,38 +30,54 @@ func savePNG(p *plot.Plot, path string, w, h vg.Length) error {
 // SimilarityHistogram draws, for one method, the distributions over test
 // images of the target similarity (to the nearest training image of the
 // same class) and the noise similarity (to the nearest of another class),
-// as in the SINCERE paper's figures.
+// as in the SINCERE paper's figures: both over the same bins, each bar the
+// fraction of test images in it. The lowest 0.5% of values are left out of
+// the axis, and the title says so.
 func SimilarityHistogram(path, title string, target, noise []float32) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "cosine similarity to the nearest training image"
-	p.Y.Label.Text = "fraction of test images"
-	lo, hi := float32(1), float32(-1)
-	for _, v := range append(append([]float32(nil), target...), noise...) {
-		lo, hi = min(lo, v), max(hi, v)
+	all := make([]float64, 0, len(target)+len(noise))
+	for _, v := range target {
+		all = append(all, float64(v))
 	}
+	for _, v := range noise {
+		all = append(all, float64(v))
+	}
+	if len(all) == 0 {
+		return fmt.Errorf("%s: no similarities to draw", path)
+	}
+	slices.Sort(all)
+	lo, hi := all[len(all)/200], all[len(all)-1]
+	if hi <= lo {
+		hi = lo + 1e-3
+	}
+	const bins = 60
+	width := (hi - lo) / bins
+	p := plot.New()
+	p.Title.Text = title + " (lowest 0.5% not shown)"
+	p.X.Label.Text = "cosine similarity to the nearest training image"
+	p.Y.Label.Text = "fraction of test images per bin"
 	for _, s := range []struct {
 		name string
 		v    []float32
-		c    color.RGBA
-	}{{"noise (other class)", noise, color.RGBA{R: 200, G: 60, B: 40, A: 160}}, {"target (same class)", target, color.RGBA{R: 40, G: 90, B: 200, A: 160}}} {
-		vals := make(plotter.Values, len(s.v))
-		for i, x := range s.v {
-			vals[i] = float64(x)
+		c    color.NRGBA
+	}{{"noise: nearest image of another class", noise, color.NRGBA{R: 214, G: 69, B: 65, A: 150}},
+		{"target: nearest image of the same class", target, color.NRGBA{R: 49, G: 104, B: 196, A: 150}}} {
+		h := &plotter.Histogram{Width: width, FillColor: s.c}
+		for i := range bins {
+			h.Bins = append(h.Bins, plotter.HistogramBin{Min: lo + float64(i)*width, Max: lo + float64(i+1)*width})
 		}
-		h, err := plotter.NewHist(vals, 50)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+		for _, v := range s.v {
+			if x := float64(v); x >= lo {
+				i := min(int((x-lo)/width), bins-1)
+				h.Bins[i].Weight += 1 / float64(len(s.v))
+			}
 		}
-		h.Normalize(1)
-		h.FillColor = s.c
 		h.LineStyle.Width = 0
 		p.Add(h)
 		p.Legend.Add(s.name, h)
 	}
 	p.Legend.Top = true
 	p.Legend.Left = true
-	p.X.Min, p.X.Max = float64(lo)-0.01, float64(hi)+0.01
+	p.X.Min, p.X.Max = lo, hi
 	return savePNG(p, path, 7*vg.Inch, 4.5*vg.Inch)
 }
 
