@@ -209,18 +209,27 @@ func (d *CPUDevice) Conv2DBackward(g ConvGeom, x, w, dy, dx, dw Buffer) {
 	pt := newPatches(g, host(x), d.portable)
 	taps := g.R * g.S * g.C
 	DY, W, DW := host(dy), host(w), host(dw)
-	// The filter gradient sums over every output pixel: long k, small C.
+	// The filter gradient sums over every output pixel: a long k and a
+	// small C. With enough pixels it is split over k in fixed chunks (each
+	// worker packs only its own pixels); with few (deep layers) over C's
+	// columns. The choice depends on the shape alone, so the bits do not
+	// depend on the number of workers.
+	run := func(job *gemmJob) {
+		if job.k >= 4*gemmChunkK {
+			d.parts = d.gemm.parallelK(job, d.parts)
+		} else {
+			d.gemm.parallel(job, false, gemmMR)
+		}
+	}
 	if taps < g.K {
 		// dW (taps x K) += patches^T . dY
-		job := &gemmJob{m: taps, n: g.K, k: pt.rows(), alpha: 1, accumulate: true,
-			packA: pt.packCols, packB: matrixPackB(false, DY, g.K), c: DW, ldc: g.K}
-		d.parts = d.gemm.parallelK(job, d.parts)
+		run(&gemmJob{m: taps, n: g.K, k: pt.rows(), alpha: 1, accumulate: true,
+			packA: pt.packCols, packB: matrixPackB(false, DY, g.K), c: DW, ldc: g.K})
 	} else {
 		// dW^T (K x taps) = dY^T . patches, added transposed.
 		d.wt = grow(d.wt, g.K*taps)
-		job := &gemmJob{m: g.K, n: taps, k: pt.rows(), alpha: 1,
-			packA: matrixPackA(true, DY, g.K), packB: pt.packTaps, c: d.wt, ldc: taps}
-		d.parts = d.gemm.parallelK(job, d.parts)
+		run(&gemmJob{m: g.K, n: taps, k: pt.rows(), alpha: 1,
+			packA: matrixPackA(true, DY, g.K), packB: pt.packTaps, c: d.wt, ldc: taps})
 		for t := range taps {
 			row := DW[t*g.K : (t+1)*g.K]
 			for k := range row {

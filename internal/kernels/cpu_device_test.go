@@ -309,3 +309,38 @@ func TestElementwiseAndSGD(t *testing.T) {
 		}
 	}
 }
+
+// TestConvIsDeterministicAcrossWorkers checks that the convolution's three
+// products give the same bits with 1 and 3 workers, on a shape that takes
+// the k-split for the filter gradient and one that does not.
+func TestConvIsDeterministicAcrossWorkers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(47, 48))
+	for _, g := range []ConvGeom{
+		{N: 70, C: 8, H: 28, W: 28, K: 16, R: 3, S: 3, Stride: 1, Pad: 1}, // 54880 pixels: k-split
+		{N: 9, C: 24, H: 6, W: 6, K: 40, R: 3, S: 3, Stride: 1, Pad: 1},   // few pixels: column split
+	} {
+		x := HostBuffer(randomVec(rng, g.N*g.H*g.W*g.C, -1, 1))
+		w := HostBuffer(randomVec(rng, g.R*g.S*g.C*g.K, -1, 1))
+		dy := HostBuffer(randomVec(rng, g.N*g.OutH()*g.OutW()*g.K, -1, 1))
+		var ref [3][]float32
+		for _, workers := range []int{1, 3} {
+			d, _ := NewCPUDevice(CPUOptions{Workers: workers})
+			y := make(HostBuffer, len(dy))
+			dx, dw := make(HostBuffer, len(x)), make(HostBuffer, len(w))
+			d.Conv2D(g, x, w, y)
+			d.Conv2DBackward(g, x, w, dy, dx, dw)
+			got := [3][]float32{y, dx, dw}
+			if ref[0] == nil {
+				ref = got
+				continue
+			}
+			for i := range got {
+				for j := range got[i] {
+					if got[i][j] != ref[i][j] {
+						t.Fatalf("%+v: output %d differs at %d between 1 and %d workers", g, i, j, workers)
+					}
+				}
+			}
+		}
+	}
+}
