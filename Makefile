@@ -5,16 +5,35 @@ BIN     := bin/sincere
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test lint bench run data peak-rss clean
+.PHONY: build test lint bench run data peak-rss clean cuda ptx ptx-check vet-gpu gpu-check-build
+
+# The CUDA kernels: one source, compiled to PTX for two targets. The PTX is
+# committed and embedded in the gpu build, so that building it needs only
+# cuda.h and libcuda; `make ptx` (nvcc from scripts/install-cuda-toolkit.sh)
+# regenerates it after a change to the .cu source.
+CUDA_DIR  := internal/kernels/cuda
+CUDA_OUT  ?= $(CUDA_DIR)
+NVCC      ?= nvcc
+NVCCFLAGS := -std=c++17 -O3
+CUDA_BIN  := bin/sincere-cuda
 
 ## build: the CPU binary (pure Go, no CGO) in bin/sincere
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sincere
 
-## test: formatting, vet (both kernel builds and a non-amd64 build) and every test
+## test: formatting, vet (both kernel builds and a non-amd64 build) and every
+## test, the CUDA kernels' included (on the CPU emulator, which needs g++)
 test: lint
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags purego ./internal/kernels/
+	@if command -v g++ >/dev/null; then \
+		echo "$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ && $(GO) test -count=1 -tags gpuemu -run CUDA ./internal/kernels/"; \
+		$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ && $(GO) test -count=1 -tags gpuemu -run CUDA ./internal/kernels/; \
+	elif [ -n "$$SINCERE_REQUIRE_GPU_TOOLS" ]; then \
+		echo "make test: g++ is missing (scripts/install-cuda-toolkit.sh installs it)" >&2; exit 1; \
+	else \
+		echo "make test: SKIPPING the CUDA kernel tests: no g++ for the emulator (scripts/install-cuda-toolkit.sh)"; \
+	fi
 
 ## lint: gofmt, go vet, and vet/build of the portable kernels (purego, arm64)
 lint:
@@ -23,6 +42,47 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags purego ./...
 	GOARCH=arm64 $(GO) build ./...
+	@if command -v g++ >/dev/null; then \
+		echo "$(GO) vet -tags gpuemu ./internal/..."; $(GO) vet -tags gpuemu ./internal/...; fi
+	@if [ -f /usr/include/cuda.h ]; then $(MAKE) --no-print-directory vet-gpu; \
+	elif [ -n "$$SINCERE_REQUIRE_GPU_TOOLS" ]; then \
+		echo "make lint: cuda.h is missing (scripts/install-cuda-toolkit.sh)" >&2; exit 1; \
+	else echo "make lint: skipping vet of the gpu build (no cuda.h)"; fi
+
+## vet-gpu: vet the gpu build (cgo against cuda.h) and compile its tests
+vet-gpu:
+	CGO_ENABLED=1 $(GO) vet -tags gpu ./...
+	CGO_ENABLED=1 $(GO) test -tags gpu -run XXX -count=1 -c -o /dev/null ./internal/kernels/
+
+## cuda: the GPU binary, bin/sincere-cuda (-tags gpu: cgo, cuda.h, libcuda).
+## It runs only where the NVIDIA driver is: gorgonia.org/cu initialises the
+## driver when the program starts and exits without one.
+cuda:
+	CGO_ENABLED=1 $(GO) build -tags gpu -ldflags "$(LDFLAGS)" -o $(CUDA_BIN) ./cmd/sincere
+
+## ptx: compile internal/kernels/cuda/loss.cu to the committed PTX
+## (compute_80: TF32 tensor cores and FP32; compute_60: FP32)
+ptx:
+	$(NVCC) -ptx -arch=compute_80 $(NVCCFLAGS) -o $(CUDA_OUT)/loss_sm80.ptx $(CUDA_DIR)/loss.cu
+	$(NVCC) -ptx -arch=compute_60 $(NVCCFLAGS) -o $(CUDA_OUT)/loss_sm60.ptx $(CUDA_DIR)/loss.cu
+
+## ptx-check: fail when the committed PTX differs from a fresh `make ptx`
+ptx-check:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(MAKE) --no-print-directory -s ptx CUDA_OUT="$$tmp" || exit 1; \
+	for f in loss_sm80.ptx loss_sm60.ptx; do \
+		if ! cmp -s "$$tmp/$$f" $(CUDA_DIR)/$$f; then \
+			echo "$(CUDA_DIR)/$$f is not what make ptx builds from loss.cu: run make ptx and commit it" >&2; exit 1; \
+		fi; \
+	done; echo "ptx-check: the committed PTX matches a fresh make ptx"
+
+## gpu-check-build: everything scripts/gpu-check.sh carries to a GPU machine,
+## in bin/gpu-check/ (the gpu binary and the gpu test binary)
+## (stripped: the device tool carries at most 64 MiB)
+gpu-check-build:
+	mkdir -p bin/gpu-check
+	CGO_ENABLED=1 $(GO) build -tags gpu -ldflags "-s -w $(LDFLAGS)" -o bin/gpu-check/sincere-cuda ./cmd/sincere
+	CGO_ENABLED=1 $(GO) test -tags gpu -c -ldflags "-s -w" -o bin/gpu-check/kernels.test ./internal/kernels/
 
 ## bench: time the fused losses at N = 1024, 8192 and 65536 (several minutes),
 ## the input pipeline and a training step of the small CNN

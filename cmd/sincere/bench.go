@@ -34,6 +34,7 @@ func newBenchLossCmd(e *env) *cobra.Command {
 		portable bool
 		asJSON   bool
 		tile     int
+		prec     string
 	)
 	cmd := &cobra.Command{
 		Use:   "loss [--n N]... [--d D] [--loss L]...",
@@ -42,24 +43,42 @@ func newBenchLossCmd(e *env) *cobra.Command {
 width D with labels from --classes classes in equal shares. For every N and
 loss: one warm-up run, then --runs timed runs (at least 5); the table gives the
 median, the range, GFLOP/s counted as 6 N^2 D per run, and the memory the loss
-allocated beyond its inputs and outputs (its scratch, on the warm-up run).`,
+allocated beyond its inputs and outputs (its scratch, on the warm-up run).
+
+On a GPU (--device cuda, with the GPU build from make cuda) each row also
+gives the precision of the tile products (--precision), the median time of
+the kernels alone (the "ms" column is the whole call, transfers included),
+the device memory held beyond the inputs and outputs, and the floor: the
+larger of 6 N^2 D flops at the GPU's peak matrix rate and 2 N^2
+exponentials at its peak special-function rate, with the achieved fraction
+of it.`,
 		Example: `  sincere bench loss
   sincere bench loss --n 1024 --n 8192 --n 65536 --loss sincere
-  sincere bench loss --n 8192 --loss all --runs 7 --json`,
+  sincere bench loss --n 8192 --loss all --runs 7 --json
+  sincere-cuda bench loss --device cuda --n 32768 --n 262144 --loss sincere --precision tf32`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if o.Losses, err = benchmark.ParseLosses(losses); err != nil {
 				return err
 			}
-			opt := kernels.CPUOptions{Workers: workers, Portable: portable, Tile: tile}
+			opt := kernels.Options{CPU: kernels.CPUOptions{Workers: workers, Portable: portable, Tile: tile},
+				CUDA: kernels.CUDAOptions{Precision: prec}}
 			probe, err := kernels.Open(device, opt)
 			if err != nil {
 				return err
 			}
-			if cpu, ok := probe.(*kernels.CPU); ok {
-				e.logf("bench: cpu, %s kernels, %d workers", cpu.Kernels(), cpu.Workers())
+			switch eng := probe.(type) {
+			case *kernels.CPU:
+				if device == kernels.DeviceAuto {
+					e.logf("bench: computing on the CPU: %s", cpuReason())
+				}
+				e.logf("bench: cpu, %s kernels, %d workers", eng.Kernels(), eng.Workers())
+			case kernels.Profiler:
+				info := eng.Info()
+				e.logf("bench: %s (compute %d.%d, %d SMs), %s tiles", info.Name, info.Major, info.Minor, info.SMs, eng.Precision())
 			}
+			closeEngine(probe)
 			open := func() (kernels.Engine, error) { return kernels.Open(device, opt) }
 			rows, err := benchmark.RunLoss(o, open, e.benchProgress())
 			if err != nil {
@@ -84,6 +103,7 @@ allocated beyond its inputs and outputs (its scratch, on the warm-up run).`,
 	f.IntVar(&workers, "workers", 0, "CPU worker goroutines (0: one per core)")
 	f.BoolVar(&portable, "portable", false, "use the pure-Go CPU kernels even where assembly ones exist")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per case instead of the table")
+	f.StringVar(&prec, "precision", kernels.PrecisionAuto, "GPU tile products: auto (tf32x3 on tensor-core GPUs), tf32x3, tf32 or fp32")
 	f.IntVar(&tile, "tile", 0, "CPU tile side, a multiple of 48 (0: chosen from N)")
 	_ = f.MarkHidden("tile")
 	return cmd

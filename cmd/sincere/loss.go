@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -22,12 +23,14 @@ type lossOutput struct {
 	Epsilon         *float64 `json:"epsilon,omitempty"`
 	BaseTemperature *float64 `json:"base_temperature,omitempty"`
 	GradOut         string   `json:"grad_out,omitempty"`
+	GPU             string   `json:"gpu,omitempty"`
+	Precision       string   `json:"precision,omitempty"`
 }
 
 func newLossCmd(e *env) *cobra.Command {
 	var (
-		lossName, zPath, yPath, gradPath, device string
-		p                                        kernels.Params
+		lossName, zPath, yPath, gradPath, device, precision string
+		p                                                   kernels.Params
 	)
 	cmd := &cobra.Command{
 		Use:   "loss --loss NAME --temperature T --embeddings Z.npy --labels Y.npy [--grad-out G.npy]",
@@ -47,7 +50,14 @@ negatives. With --grad-out the gradient dL/dZ is written as an (N, D) float32
 
 SupCon's --base-temperature b multiplies the loss by T/b; 0 (the default)
 means b = T, as the SINCERE authors use it (HobbitLong's SupCon code uses
-0.07). --epsilon is eps-SupInfoNCE's margin.`,
+0.07). --epsilon is eps-SupInfoNCE's margin.
+
+--device cuda runs the fused CUDA kernels; it needs the GPU build of sincere
+(make cuda) on a machine with an NVIDIA GPU. --device auto (the default) uses
+the GPU when it can and says on stderr when it computes on the CPU instead.
+--precision picks how the GPU multiplies: tf32x3 (the default where the GPU
+has TF32 tensor cores: float32 accuracy), tf32 (about 3x faster, gradients to
+~1e-3) or fp32 (plain float32 cores, any GPU).`,
 		Example: `  sincere loss --loss sincere --temperature 0.1 --embeddings z.npy --labels y.npy
   sincere loss --loss supcon --temperature 0.1 --base-temperature 0.07 \
       --embeddings z.npy --labels y.npy --grad-out dz.npy
@@ -77,10 +87,11 @@ means b = T, as the SINCERE authors use it (HobbitLong's SupCon code uses
 			if err := kernels.CheckInputs(z, n, d, labels); err != nil {
 				return fmt.Errorf("%s: %w", zPath, err)
 			}
-			eng, err := kernels.Open(device, kernels.CPUOptions{})
+			eng, err := kernels.Open(device, kernels.Options{CUDA: kernels.CUDAOptions{Precision: precision}})
 			if err != nil {
 				return err
 			}
+			defer closeEngine(eng)
 			var grad []float32
 			if gradPath != "" {
 				grad = make([]float32, n*d)
@@ -94,8 +105,14 @@ means b = T, as the SINCERE authors use it (HobbitLong's SupCon code uses
 					return fmt.Errorf("gradient: %w", err)
 				}
 			}
+			if device == kernels.DeviceAuto && eng.Device() == kernels.DeviceCPU {
+				e.logf("loss: computed on the CPU: %s", cpuReason())
+			}
 			out := lossOutput{Loss: res.Loss, N: n, D: d, Anchors: res.Anchors, Device: eng.Device(),
 				Method: l.String(), Temperature: p.Temperature, GradOut: gradPath}
+			if g, ok := eng.(kernels.Profiler); ok {
+				out.GPU, out.Precision = g.Info().Name, g.Precision()
+			}
 			switch l {
 			case kernels.EpsSupInfoNCE:
 				out.Epsilon = &p.Epsilon
@@ -119,8 +136,24 @@ means b = T, as the SINCERE authors use it (HobbitLong's SupCon code uses
 	f.StringVar(&yPath, "labels", "", "(N,) integer .npy file of labels")
 	f.StringVar(&gradPath, "grad-out", "", "write dL/dZ here as an (N, D) float32 .npy file")
 	f.StringVar(&device, "device", kernels.DeviceAuto, "cpu, cuda, or auto (the GPU when this binary has CUDA support and one is present)")
+	f.StringVar(&precision, "precision", kernels.PrecisionAuto, "GPU tile products: auto, tf32x3, tf32 or fp32 (see above; ignored on the CPU)")
 	for _, name := range []string{"loss", "temperature", "embeddings", "labels"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
+}
+
+// closeEngine releases an engine that holds a device.
+func closeEngine(eng kernels.Engine) {
+	if c, ok := eng.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// cpuReason says why --device auto chose the CPU.
+func cpuReason() string {
+	if !kernels.CUDASupport {
+		return "this binary has no CUDA support (`make cuda` builds one for NVIDIA GPUs)"
+	}
+	return "no usable NVIDIA GPU was found"
 }

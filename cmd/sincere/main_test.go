@@ -173,6 +173,7 @@ func TestLossCommandBadInput(t *testing.T) {
 		{"missing flag", []string{"loss", "--loss", "sincere", "--embeddings", z, "--labels", y}, "temperature"},
 		{"unknown device", append(base(z, y), "--device", "tpu"), "unknown device"},
 		{"cuda without support", append(base(z, y), "--device", "cuda"), "make cuda"},
+		{"unknown precision", append(base(z, y), "--device", "cpu", "--precision", "fp16"), "unknown CUDA precision"},
 		{"unknown flag", append(base(z, y), "--temprature", "1"), "unknown flag"},
 	}
 	for _, c := range cases {
@@ -216,6 +217,13 @@ func TestLossCommandOutput(t *testing.T) {
 	}
 	if strings.Count(stdout, "\n") != 1 {
 		t.Errorf("stdout is not one JSON line: %q", stdout)
+	}
+	// --device auto (the default) says when it falls back to the CPU.
+	if !strings.Contains(stderr, "computed on the CPU") || !strings.Contains(stderr, "make cuda") {
+		t.Errorf("no note of the CPU fallback on stderr: %q", stderr)
+	}
+	if _, stdout, stderr = sincere("loss", "--loss", "supcon", "--temperature", "0.5", "--embeddings", z, "--labels", y, "--device", "cpu"); stderr != "" || stdout == "" {
+		t.Errorf("--device cpu: stderr %q", stderr)
 	}
 }
 

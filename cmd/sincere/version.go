@@ -21,7 +21,17 @@ func newVersionCmd(e *env) *cobra.Command {
 			}
 			cuda := "not built in (build with `make cuda` for NVIDIA GPUs)"
 			if kernels.CUDASupport {
-				cuda = "built in"
+				cuda = "built in; no usable GPU found"
+				if eng, err := kernels.Open(kernels.DeviceCUDA, kernels.Options{}); err == nil {
+					if g, ok := eng.(kernels.Profiler); ok {
+						info := g.Info()
+						cuda = fmt.Sprintf("built in; %s (compute %d.%d, %d SMs, %.0f GiB), %s tiles by default",
+							info.Name, info.Major, info.Minor, info.SMs, float64(info.Memory)/(1<<30), g.Precision())
+					}
+					closeEngine(eng)
+				} else {
+					cuda = "built in; " + err.Error()
+				}
 			}
 			fmt.Fprintf(e.stdout, "sincere %s\n", version)
 			fmt.Fprintf(e.stdout, "go:   %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)

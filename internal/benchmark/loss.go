@@ -75,6 +75,25 @@ type LossRow struct {
 	GFLOPS  float64 `json:"gflops"`
 	AllocMB float64 `json:"alloc_mib"`
 	Value   float64 `json:"loss_value"`
+
+	// GPU runs only (engines that are kernels.Profiler).
+	GPU       string  `json:"gpu,omitempty"`
+	Precision string  `json:"precision,omitempty"`
+	KernelMS  float64 `json:"kernel_ms,omitempty"`          // median of the kernels' total time
+	DeviceMB  float64 `json:"device_scratch_mib,omitempty"` // device memory beyond inputs and outputs
+	FloorMS   float64 `json:"floor_ms,omitempty"`           // max(MatrixMS, SpecialMS)
+	MatrixMS  float64 `json:"matrix_floor_ms,omitempty"`    // 6 N^2 D flops at the peak matrix rate
+	SpecialMS float64 `json:"special_floor_ms,omitempty"`   // 2 N^2 exponentials at the peak special-function rate
+	// Kernels is the median time of each kernel, by name.
+	Kernels map[string]float64 `json:"kernels_ms,omitempty"`
+}
+
+// OfFloor is the achieved fraction of the floor: FloorMS / KernelMS.
+func (r LossRow) OfFloor() float64 {
+	if r.KernelMS <= 0 {
+		return 0
+	}
+	return r.FloorMS / r.KernelMS
 }
 
 // Flops is the nominal work of one forward+backward pass: 6 N^2 D.
@@ -82,8 +101,10 @@ func Flops(n, d int) float64 { return 6 * float64(n) * float64(n) * float64(d) }
 
 // RunLoss measures forward+backward of every loss at every size. open
 // returns a fresh engine for each case, so that the first call's
-// allocations (the engine's scratch) are counted; progress, if not nil, is
-// told after every run.
+// allocations (the engine's scratch) are counted; an engine that is an
+// io.Closer is closed after its case. progress, if not nil, is told after
+// every run. For a GPU engine (a kernels.Profiler) the rows also give the
+// kernels' time, the device memory and the floor.
 func RunLoss(o LossOptions, open func() (kernels.Engine, error), progress func(done, total int, what string)) ([]LossRow, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -99,45 +120,88 @@ func RunLoss(o LossOptions, open func() (kernels.Engine, error), progress func(d
 			if err != nil {
 				return nil, err
 			}
-			p := kernels.Params{Loss: l, Temperature: o.Temperature, Epsilon: o.Epsilon}
-			what := fmt.Sprintf("%s N=%d", l, n)
-			// Warm-up, counting what the engine allocates.
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			res, err := e.Compute(p, z, n, o.Dim, labels, grad)
-			runtime.ReadMemStats(&after)
+			row, err := measureLoss(o, e, kernels.Params{Loss: l, Temperature: o.Temperature, Epsilon: o.Epsilon}, z, n, labels, grad,
+				func() {
+					done++
+					if progress != nil {
+						progress(done, total, fmt.Sprintf("%s N=%d", l, n))
+					}
+				})
+			if c, ok := e.(io.Closer); ok {
+				if cerr := c.Close(); cerr != nil && err == nil {
+					err = cerr
+				}
+			}
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", what, err)
+				return nil, err
 			}
-			done++
-			if progress != nil {
-				progress(done, total, what)
-			}
-			times := make([]float64, o.Runs)
-			for i := range times {
-				t0 := time.Now()
-				if _, err := e.Compute(p, z, n, o.Dim, labels, grad); err != nil {
-					return nil, fmt.Errorf("%s: %w", what, err)
-				}
-				times[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
-				done++
-				if progress != nil {
-					progress(done, total, what)
-				}
-			}
-			slices.Sort(times)
-			med := median(times)
-			rows = append(rows, LossRow{
-				N: n, D: o.Dim, Loss: l.String(), Device: e.Device(), Runs: o.Runs,
-				Median: med, Min: times[0], Max: times[len(times)-1],
-				GFLOPS:  Flops(n, o.Dim) / (med / 1e3) / 1e9,
-				AllocMB: float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20),
-				Value:   res.Loss,
-			})
+			rows = append(rows, row)
 		}
 	}
 	return rows, nil
+}
+
+// measureLoss times one case: a warm-up run counting allocations, then
+// o.Runs timed runs; tick is called after each run.
+func measureLoss(o LossOptions, e kernels.Engine, p kernels.Params, z []float32, n int, labels []int, grad []float32, tick func()) (LossRow, error) {
+	what := fmt.Sprintf("%s N=%d", p.Loss, n)
+	prof, _ := e.(kernels.Profiler)
+	// Warm-up, counting what the engine allocates.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := e.Compute(p, z, n, o.Dim, labels, grad)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		return LossRow{}, fmt.Errorf("%s: %w", what, err)
+	}
+	tick()
+	var scratch int64
+	if prof != nil {
+		scratch = prof.Profile().ScratchBytes
+	}
+	times := make([]float64, o.Runs)
+	kernelTimes := make([]float64, o.Runs)
+	perKernel := map[string][]float64{}
+	for i := range times {
+		t0 := time.Now()
+		if _, err := e.Compute(p, z, n, o.Dim, labels, grad); err != nil {
+			return LossRow{}, fmt.Errorf("%s: %w", what, err)
+		}
+		times[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
+		if prof != nil {
+			kp := prof.Profile()
+			kernelTimes[i] = kp.KernelMS()
+			for _, k := range kp.Kernels {
+				perKernel[k.Name] = append(perKernel[k.Name], k.MS)
+			}
+		}
+		tick()
+	}
+	slices.Sort(times)
+	med := median(times)
+	row := LossRow{
+		N: n, D: o.Dim, Loss: p.Loss.String(), Device: e.Device(), Runs: o.Runs,
+		Median: med, Min: times[0], Max: times[len(times)-1],
+		GFLOPS:  Flops(n, o.Dim) / (med / 1e3) / 1e9,
+		AllocMB: float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20),
+		Value:   res.Loss,
+	}
+	if prof != nil {
+		slices.Sort(kernelTimes)
+		info := prof.Info()
+		row.GPU, row.Precision = info.Name, prof.Precision()
+		row.KernelMS = median(kernelTimes)
+		row.DeviceMB = float64(scratch) / (1 << 20)
+		floor, matrix, special := info.LossFloor(row.Precision, n, o.Dim)
+		row.FloorMS, row.MatrixMS, row.SpecialMS = floor*1e3, matrix*1e3, special*1e3
+		row.Kernels = map[string]float64{}
+		for name, ts := range perKernel {
+			slices.Sort(ts)
+			row.Kernels[name] = median(ts)
+		}
+	}
+	return row, nil
 }
 
 // median of sorted values.
@@ -175,13 +239,32 @@ func Batch(n, d, classes int, seed uint64) ([]float32, []int) {
 	return z, labels
 }
 
-// WriteLossTable prints rows as an aligned table.
+// WriteLossTable prints rows as an aligned table. GPU rows add the
+// precision, the kernels' median time (ms: the whole call, transfers
+// included), the device memory beyond inputs and outputs, the floor and the
+// achieved fraction of it.
 func WriteLossTable(w io.Writer, rows []LossRow) error {
+	gpu := slices.ContainsFunc(rows, func(r LossRow) bool { return r.GPU != "" })
+	if gpu {
+		fmt.Fprintf(w, "GPU: %s\n", rows[slices.IndexFunc(rows, func(r LossRow) bool { return r.GPU != "" })].GPU)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tD\tloss\tdevice\tms (median)\tmin-max ms\tGFLOP/s\talloc MiB\t")
+	head := "N\tD\tloss\tdevice\tms (median)\tmin-max ms\tGFLOP/s\talloc MiB\t"
+	if gpu {
+		head += "precision\tkernel ms\tdevice MiB\tfloor ms\tof floor\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.1f\t%.1f-%.1f\t%.1f\t%.1f\t\n",
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%.1f\t%.1f-%.1f\t%.1f\t%.1f\t",
 			r.N, r.D, r.Loss, r.Device, r.Median, r.Min, r.Max, r.GFLOPS, r.AllocMB)
+		if gpu {
+			floor, of := "-", "-"
+			if r.FloorMS > 0 {
+				floor, of = fmt.Sprintf("%.3f", r.FloorMS), fmt.Sprintf("%.0f%%", 100*r.OfFloor())
+			}
+			fmt.Fprintf(tw, "%s\t%.2f\t%.1f\t%s\t%s\t", r.Precision, r.KernelMS, r.DeviceMB, floor, of)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -78,3 +78,56 @@ func TestRunLossTable(t *testing.T) {
 		}
 	}
 }
+
+// fakeGPU is an engine that reports a device profile, as the CUDA engine
+// does: the CPU's results, fixed kernel times.
+type fakeGPU struct {
+	*kernels.CPU
+	closed bool
+}
+
+func (f *fakeGPU) Device() string { return "cuda" }
+func (f *fakeGPU) Info() kernels.GPUInfo {
+	return kernels.GPUInfo{Name: "Fake H100", Major: 9, SMs: 132, ClockKHz: 1_830_000}
+}
+func (f *fakeGPU) Precision() string { return kernels.PrecisionTF32 }
+func (f *fakeGPU) Profile() kernels.CUDAProfile {
+	return kernels.CUDAProfile{Kernels: []kernels.KernelTime{{Name: "forward", MS: 1}, {Name: "backward", MS: 3}}, ScratchBytes: 3 << 20}
+}
+func (f *fakeGPU) Close() error { f.closed = true; return nil }
+
+func TestRunLossGPUColumns(t *testing.T) {
+	o := LossOptions{Sizes: []int{64}, Dim: 8, Losses: []kernels.Loss{kernels.SINCERE}, Runs: 5, Temperature: 0.1, Classes: 4, Seed: 1}
+	var engines []*fakeGPU
+	rows, err := RunLoss(o, func() (kernels.Engine, error) {
+		cpu, err := kernels.NewCPU(kernels.CPUOptions{})
+		f := &fakeGPU{CPU: cpu}
+		engines = append(engines, f)
+		return f, err
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rows[0]
+	if r.GPU != "Fake H100" || r.Precision != "tf32" || r.KernelMS != 4 || r.DeviceMB != 3 ||
+		r.Kernels["forward"] != 1 || r.Kernels["backward"] != 3 {
+		t.Fatalf("row %+v", r)
+	}
+	// H100 at 1.83 GHz: 2048 TF32 flop/clk/SM = 494.7 TFLOP/s, 16 exp/clk/SM.
+	clock := 132 * 1.83e9
+	wantMatrix := 6 * 64 * 64 * 8 / (2048 * clock) * 1e3
+	wantSpecial := 2 * 64 * 64 / (16 * clock) * 1e3
+	if math.Abs(r.MatrixMS/wantMatrix-1) > 1e-9 || math.Abs(r.SpecialMS/wantSpecial-1) > 1e-9 || r.FloorMS != max(wantMatrix, wantSpecial) {
+		t.Errorf("floor %v (matrix %v, special %v), want matrix %v special %v", r.FloorMS, r.MatrixMS, r.SpecialMS, wantMatrix, wantSpecial)
+	}
+	if math.Abs(r.OfFloor()-r.FloorMS/4) > 1e-15 {
+		t.Errorf("of floor %v", r.OfFloor())
+	}
+	if len(engines) != 1 || !engines[0].closed {
+		t.Error("engine not closed after its case")
+	}
+	var b bytes.Buffer
+	if err := WriteLossTable(&b, rows); err != nil || !strings.Contains(b.String(), "GPU: Fake H100") || !strings.Contains(b.String(), "of floor") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}

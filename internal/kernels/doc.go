@@ -20,4 +20,10 @@
 // sweep 2 only visits the tiles that hold them. Each worker owns whole row
 // blocks, so the result does not depend on the number of workers or on
 // scheduling: the same inputs give the same bits.
+//
+// The CUDA engine (build tag gpu; cuda.go, cuda_driver.go, cuda/loss.cu) runs
+// the same three sweeps as GPU kernels through gorgonia.org/cu, with the
+// host deriving the per-row parameters between them exactly as the CPU
+// engine does. Built with the tag gpuemu instead, the engine runs its
+// kernels on the CPU emulator of package cudaemu, for tests without a GPU.
 package kernels

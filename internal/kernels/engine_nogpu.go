@@ -1,4 +1,4 @@
-//go:build !gpu
+//go:build !gpu && !gpuemu
 
 package kernels
 
@@ -6,7 +6,7 @@ package kernels
 const CUDASupport = false
 
 // openCUDA fails: this build has no CUDA backend.
-func openCUDA() (Engine, error) { return nil, ErrNoCUDASupport }
+func openCUDA(CUDAOptions) (Engine, error) { return nil, ErrNoCUDASupport }
 
 // cudaAvailable reports whether a usable GPU is present: never, here.
 func cudaAvailable() bool { return false }

@@ -18,7 +18,7 @@ func TestOpen(t *testing.T) {
 		if CUDASupport {
 			t.Skip("gpu build: device choice depends on the machine")
 		}
-		e, err := Open(c.device, CPUOptions{})
+		e, err := Open(c.device, Options{})
 		if !errors.Is(err, c.err) {
 			t.Errorf("Open(%q): error %v, want %v", c.device, err, c.err)
 			continue
@@ -27,10 +27,10 @@ func TestOpen(t *testing.T) {
 			t.Errorf("Open(%q) runs on %q, want %q", c.device, e.Device(), c.want)
 		}
 	}
-	if _, err := Open("tpu", CPUOptions{}); err == nil {
+	if _, err := Open("tpu", Options{}); err == nil {
 		t.Error("Open(tpu) succeeded")
 	}
-	if _, err := Open("cpu", CPUOptions{Tile: 50}); err == nil {
+	if _, err := Open("cpu", Options{CPU: CPUOptions{Tile: 50}}); err == nil {
 		t.Error("tile 50 accepted")
 	}
 }
@@ -60,5 +60,16 @@ func TestParamsValidate(t *testing.T) {
 	}
 	if _, err := ParseLoss("simclr"); err == nil {
 		t.Error("ParseLoss(simclr) succeeded")
+	}
+}
+
+func TestCUDAOptions(t *testing.T) {
+	for _, p := range append(Precisions(), "") {
+		if err := (CUDAOptions{Precision: p}).Validate(); err != nil {
+			t.Errorf("precision %q: %v", p, err)
+		}
+	}
+	if _, err := Open("cpu", Options{CUDA: CUDAOptions{Precision: "fp16"}}); err == nil {
+		t.Error("precision fp16 accepted")
 	}
 }

@@ -1,0 +1,135 @@
+//go:build gpuemu
+
+package cudaemu
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// buffer is an emulated device allocation of n values of T.
+type buffer[T any] struct {
+	p uintptr
+	n int
+}
+
+func alloc[T any](t *testing.T, n int) buffer[T] {
+	t.Helper()
+	var zero T
+	p, err := Alloc(n * int(unsafe.Sizeof(zero)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := buffer[T]{p, n}
+	t.Cleanup(func() { Free(p, n*int(unsafe.Sizeof(zero))) })
+	return b
+}
+
+func (b buffer[T]) get() []T {
+	out := make([]T, b.n)
+	CopyOut(unsafe.Pointer(&out[0]), b.p, b.n*int(unsafe.Sizeof(out[0])))
+	return out
+}
+
+func (b buffer[T]) set(v []T) { CopyIn(b.p, unsafe.Pointer(&v[0]), len(v)*int(unsafe.Sizeof(v[0]))) }
+
+func TestAllocIsPoisoned(t *testing.T) {
+	f := alloc[float32](t, 37).get()
+	d := alloc[float64](t, 5).get()
+	for i, v := range f {
+		if !math.IsNaN(float64(v)) {
+			t.Fatalf("float32 %d of a fresh allocation is %v, want NaN", i, v)
+		}
+	}
+	for i, v := range d {
+		if !math.IsNaN(v) {
+			t.Fatalf("float64 %d of a fresh allocation is %v, want NaN", i, v)
+		}
+	}
+	if _, err := Alloc(0); err == nil {
+		t.Error("empty allocation accepted")
+	}
+}
+
+func TestBarrier(t *testing.T) {
+	const threads, blocks = 256, 3
+	out := alloc[int32](t, threads*blocks)
+	if err := Launch("emu_selftest_barrier", [3]int{blocks, 1, 1}, [3]int{threads, 1, 1}, []uint64{uint64(out.p)}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out.get() {
+		b, tid := i/threads, i%threads
+		if want := int32(threads - 1 - tid + 1000*b); v != want {
+			t.Fatalf("block %d thread %d read %d, want %d", b, tid, v, want)
+		}
+	}
+}
+
+func TestShuffle(t *testing.T) {
+	f, d := alloc[float32](t, 64), alloc[float64](t, 64)
+	for _, mask := range []int{1, 2, 16} {
+		if err := Launch("emu_selftest_shuffle", [3]int{1, 1, 1}, [3]int{64, 1, 1}, []uint64{uint64(f.p), uint64(d.p), uint64(mask)}); err != nil {
+			t.Fatal(err)
+		}
+		fs, ds := f.get(), d.get()
+		for i := range 64 {
+			if j := i ^ mask; fs[i] != float32(j)*1.5 || ds[i] != float64(j)*2.5 {
+				t.Fatalf("mask %d: lane %d got %v, %v; want lane %d's", mask, i, fs[i], ds[i], j)
+			}
+		}
+	}
+}
+
+func TestDivergentBarrierIsAnError(t *testing.T) {
+	out := alloc[int32](t, 64)
+	err := Launch("emu_selftest_divergent", [3]int{1, 1, 1}, [3]int{64, 1, 1}, []uint64{uint64(out.p)})
+	if err == nil || !strings.Contains(err.Error(), "__syncthreads") {
+		t.Fatalf("divergent barrier: %v", err)
+	}
+	if err := Launch("no_such_kernel", [3]int{1, 1, 1}, [3]int{32, 1, 1}, nil); err == nil {
+		t.Error("unknown kernel launched")
+	}
+	if err := Launch("emu_selftest_barrier", [3]int{1, 1, 1}, [3]int{2048, 1, 1}, []uint64{uint64(out.p)}); err == nil {
+		t.Error("2048 threads per block accepted")
+	}
+}
+
+// tf32 rounds to 10 mantissa bits, nearest, ties away from zero.
+func tf32(v float32) float32 {
+	u := math.Float32bits(v)
+	u = (u + 0x1000) &^ 0x1fff
+	return math.Float32frombits(u)
+}
+
+func TestWMMA(t *testing.T) {
+	a, b, c := alloc[float32](t, 16*8), alloc[float32](t, 8*16), alloc[float32](t, 16*16)
+	av, bv := make([]float32, 16*8), make([]float32, 8*16)
+	for i := range av {
+		av[i] = 1 + float32(i)/1024 + 1.0/(1<<14) // low bits that TF32 drops
+	}
+	for i := range bv {
+		bv[i] = float32(i%7) - 3.25
+	}
+	a.set(av)
+	b.set(bv)
+	if err := Launch("emu_selftest_wmma", [3]int{1, 1, 1}, [3]int{32, 1, 1}, []uint64{uint64(a.p), uint64(b.p), uint64(c.p)}); err != nil {
+		t.Fatal(err)
+	}
+	got := c.get()
+	for m := range 16 {
+		for n := range 16 {
+			var want float32
+			for k := range 8 {
+				want += tf32(av[m*8+k]) * tf32(bv[n*8+k])
+			}
+			if got[m*16+n] != want {
+				t.Fatalf("c[%d][%d] = %v, want %v", m, n, got[m*16+n], want)
+			}
+		}
+	}
+	if tf32(av[1]) == av[1] {
+		t.Fatal("the inputs should have bits TF32 drops")
+	}
+}

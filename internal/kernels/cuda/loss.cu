@@ -1,0 +1,576 @@
+// Fused SupCon / SINCERE / eps-SupInfoNCE kernels (DESIGN section 2) and
+// the L2 normalisation around them.
+//
+// The N x N similarity matrix never exists. The host sorts the rows by label
+// and gathers them into zs (np x dp, zero padded: np a multiple of 64, dp of
+// 32). Each block of 256 threads owns BM = 64 rows and sweeps the column
+// blocks of BN = 64 rows, recomputing the similarity tile
+//     t = (z_r . z_c) * log2(e) / tau
+// (base-2 units, so that every exponential is one ex2) in shared memory,
+// staged through 32-column chunks. Three kernels, as the CPU engine's sweeps:
+//
+//   forward    online log-sum-exp of each row over its negatives and over its
+//              positives, and the sum of its positive similarities;
+//   positives  (SINCERE, eps-SupInfoNCE) over the column blocks that hold a
+//              row block's classes: sum softplus(u_i - s_ip), sum sigmoid(..);
+//   backward   H = G + G^T from the row's and the column's parameters (the
+//              host derives them from the statistics), then dZ_rows += H Z_c;
+//              a block owns its rows of dZ: no atomics.
+//
+// In the elementwise work thread t holds row t / 4 and the 16 columns
+// t % 4 + 4 m, so every row's statistics stay in 4 threads' registers for the
+// whole sweep and meet in two shuffles at the end.
+//
+// Tile products run in one of three precisions: FP32 (plain FMAs, any GPU),
+// TF32 (tensor cores, sm_80+) and TF32X3 (each operand split into a TF32 high
+// and low part, three products: about FP32's accuracy at three times the
+// tensor work). `make ptx` compiles this file for compute_80 (all three) and
+// for compute_60 (FP32 only). With SINCERE_EMU defined, emu.h makes the same
+// source a C++ program for the CPU emulator the tests run without a GPU.
+
+#ifdef SINCERE_EMU
+#include "emu.h"
+#define SINCERE_TC 1
+#else
+#include <mma.h>
+#if __CUDA_ARCH__ >= 800
+#define SINCERE_TC 1
+#else
+#define SINCERE_TC 0
+#endif
+#endif
+
+namespace {
+
+constexpr int BM = 64;          // rows a block owns
+constexpr int BN = 64;          // rows of a column block
+constexpr int KC = 32;          // columns of a staged chunk
+constexpr int NT = 256;         // threads per block
+constexpr int TPR = NT / BM;    // threads sharing a row in elementwise work
+constexpr int CPT = BN / TPR;   // tile columns each of them holds
+constexpr int OPT = KC / TPR;   // dZ columns per chunk each of them holds (FP32)
+constexpr int ZLD = KC + 4;     // row stride of a staged chunk, in floats
+constexpr int SLD = BN + TPR;   // row stride of the tile: conflict-free rows
+constexpr unsigned FULL = 0xffffffffu;
+constexpr float LN2 = 0.693147180559945309f;
+
+static_assert(BM == BN, "the dZ write-out reuses a column chunk's space");
+static_assert(NT == 4 * BM && TPR == 4, "thread layout");
+
+enum Precision { FP32 = 0, TF32 = 1, TF32X3 = 2 };
+
+// Smem is a block's shared memory: 36 KiB, under the 48 KiB every GPU
+// gives a block without opting in.
+struct Smem {
+  float zr[BM * ZLD];  // chunk of the block's rows
+  float zc[BN * ZLD];  // chunk of the column block's rows
+  float s[BM * SLD];   // similarity tile, then gradient tile, then dZ chunk
+  int yc[BN];          // labels of the column block
+  float p0[BN], p1[BN], p2[BN];  // its backward parameters
+};
+
+// ex2 is 2^x, fast: one special-function instruction.
+__device__ __forceinline__ float ex2(float x) {
+#ifdef SINCERE_EMU
+  return std::exp2(x);
+#else
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#endif
+}
+
+// stage copies rows [row0, row0 + 64) x columns [k0, k0 + KC) of z (row
+// stride dp) into dst (row stride ZLD), 16 bytes per thread and load.
+__device__ __forceinline__ void stage(float* dst, const float* __restrict__ z, int dp, int row0, int k0) {
+  for (int idx = threadIdx.x; idx < 64 * KC / 4; idx += NT) {
+    const int r = idx / (KC / 4), c = (idx % (KC / 4)) * 4;
+    const float4 v = *reinterpret_cast<const float4*>(z + (size_t)(row0 + r) * dp + k0 + c);
+    *reinterpret_cast<float4*>(dst + r * ZLD + c) = v;
+  }
+}
+
+// stageColumns copies the column block's labels and, when p0 is not null,
+// its backward parameters.
+__device__ __forceinline__ void stageColumns(Smem& sm, int cbase, const int* __restrict__ lab,
+                                             const float* __restrict__ p0, const float* __restrict__ p1,
+                                             const float* __restrict__ p2) {
+  const int t = threadIdx.x;
+  if (t < BN) {
+    sm.yc[t] = lab[cbase + t];
+    if (p0 != nullptr) {
+      sm.p0[t] = p0[cbase + t];
+      sm.p1[t] = p1[cbase + t];
+      sm.p2[t] = p2[cbase + t];
+    }
+  }
+}
+
+#if SINCERE_TC
+using namespace nvcuda;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragA;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> FragBT;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragB;
+typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> FragC;
+
+// prepare rounds a loaded operand to TF32 or, for TF32X3, splits it into
+// its TF32 part (f) and the TF32 rounding of the remainder (lo).
+template <int P, class F>
+__device__ __forceinline__ void prepare(F& f, F& lo) {
+#pragma unroll
+  for (int i = 0; i < f.num_elements; i++) {
+    const float v = f.x[i];
+    const float hi = wmma::__float_to_tf32(v);
+    f.x[i] = hi;
+    if (P == TF32X3) lo.x[i] = wmma::__float_to_tf32(v - hi);
+  }
+}
+
+// product adds a b to acc; for TF32X3 the two small cross terms first.
+template <int P, class FA, class FB>
+__device__ __forceinline__ void product(FragC& acc, const FA& a, const FA& alo, const FB& b, const FB& blo) {
+  if (P == TF32X3) {
+    wmma::mma_sync(acc, alo, b, acc);
+    wmma::mma_sync(acc, a, blo, acc);
+  }
+  wmma::mma_sync(acc, a, b, acc);
+}
+#endif
+
+// scores sets sm.s to the tile t = scale * Z[rbase..] Z[cbase..]^T (64 x 64),
+// staging the column block's labels (and parameters) on the way. It starts
+// with a barrier, so the caller may still be reading sm from the last tile,
+// and ends with one.
+template <int P>
+__device__ void scores(Smem& sm, const float* __restrict__ z, int dp, int rbase, int cbase, float scale,
+                       const int* __restrict__ lab, const float* __restrict__ p0, const float* __restrict__ p1,
+                       const float* __restrict__ p2) {
+  if constexpr (P == FP32) {
+    const int r = threadIdx.x / TPR, q = threadIdx.x % TPR;
+    float acc[CPT];
+#pragma unroll
+    for (int m = 0; m < CPT; m++) acc[m] = 0.f;
+    for (int k0 = 0; k0 < dp; k0 += KC) {
+      __syncthreads();
+      stage(sm.zr, z, dp, rbase, k0);
+      stage(sm.zc, z, dp, cbase, k0);
+      if (k0 == 0) stageColumns(sm, cbase, lab, p0, p1, p2);
+      __syncthreads();
+#pragma unroll 4
+      for (int k = 0; k < KC; k++) {
+        const float a = sm.zr[r * ZLD + k];
+#pragma unroll
+        for (int m = 0; m < CPT; m++) acc[m] = fmaf(a, sm.zc[(q + TPR * m) * ZLD + k], acc[m]);
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < CPT; m++) sm.s[r * SLD + q + TPR * m] = acc[m] * scale;
+    __syncthreads();
+  } else {
+#if SINCERE_TC
+    // Warp w computes the 16 x 16 tiles (w / 2, 2 (w % 2) + j), j = 0, 1.
+    const int warp = threadIdx.x / 32, wr = warp >> 1, wc = (warp & 1) * 2;
+    FragC acc[2];
+    wmma::fill_fragment(acc[0], 0.f);
+    wmma::fill_fragment(acc[1], 0.f);
+    for (int k0 = 0; k0 < dp; k0 += KC) {
+      __syncthreads();
+      stage(sm.zr, z, dp, rbase, k0);
+      stage(sm.zc, z, dp, cbase, k0);
+      if (k0 == 0) stageColumns(sm, cbase, lab, p0, p1, p2);
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < KC; kk += 8) {
+        FragA a, alo;
+        wmma::load_matrix_sync(a, sm.zr + wr * 16 * ZLD + kk, ZLD);
+        prepare<P>(a, alo);
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          FragBT b, blo;
+          wmma::load_matrix_sync(b, sm.zc + (wc + j) * 16 * ZLD + kk, ZLD);
+          prepare<P>(b, blo);
+          product<P>(acc[j], a, alo, b, blo);
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+#pragma unroll
+      for (int i = 0; i < acc[j].num_elements; i++) acc[j].x[i] *= scale;
+      wmma::store_matrix_sync(sm.s + wr * 16 * SLD + (wc + j) * 16, acc[j], SLD, wmma::mem_row_major);
+    }
+    __syncthreads();
+#endif
+  }
+}
+
+// DZ accumulates a block's rows of dZ, columns [col0, col0 + 32 NCH), over
+// the column blocks: dZ += H Z_c with H the gradient tile in sm.s.
+template <int P, int NCH>
+struct DZ;
+
+template <int NCH>
+struct DZ<FP32, NCH> {
+  float v[NCH][OPT];  // row t / 4, columns 32 c + t % 4 + 4 m
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int c = 0; c < NCH; c++)
+#pragma unroll
+      for (int m = 0; m < OPT; m++) v[c][m] = 0.f;
+  }
+
+  // accumulate starts with a barrier: the gradient tile is complete and
+  // nobody still reads sm.zc.
+  __device__ __forceinline__ void accumulate(Smem& sm, const float* __restrict__ z, int dp, int cbase, int col0) {
+    const int r = threadIdx.x / TPR, q = threadIdx.x % TPR;
+#pragma unroll
+    for (int c = 0; c < NCH; c++) {
+      const int k0 = col0 + c * KC;
+      if (k0 >= dp) break;
+      __syncthreads();
+      stage(sm.zc, z, dp, cbase, k0);
+      __syncthreads();
+#pragma unroll 4
+      for (int j = 0; j < BN; j++) {
+        const float h = sm.s[r * SLD + j];
+#pragma unroll
+        for (int m = 0; m < OPT; m++) v[c][m] = fmaf(h, sm.zc[j * ZLD + q + TPR * m], v[c][m]);
+      }
+    }
+  }
+
+  // write stores the rows, times scale, at their original places in grad.
+  __device__ __forceinline__ void write(Smem&, int rbase, int col0, int n, int d, int dp,
+                                        const int* __restrict__ order, float scale, float* __restrict__ grad) {
+    const int r = threadIdx.x / TPR, q = threadIdx.x % TPR, row = rbase + r;
+    if (row >= n) return;
+    float* out = grad + (size_t)order[row] * d;
+#pragma unroll
+    for (int c = 0; c < NCH; c++)
+#pragma unroll
+      for (int m = 0; m < OPT; m++) {
+        const int k = col0 + c * KC + q + TPR * m;
+        if (k < d) out[k] = v[c][m] * scale;
+      }
+  }
+};
+
+#if SINCERE_TC
+template <int P, int NCH>
+struct DZ {
+  FragC f[NCH];  // warp w: the 16 x 16 tile (w / 2, w % 2) of each 64 x 32 chunk
+
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int c = 0; c < NCH; c++) wmma::fill_fragment(f[c], 0.f);
+  }
+
+  __device__ __forceinline__ void accumulate(Smem& sm, const float* __restrict__ z, int dp, int cbase, int col0) {
+    const int warp = threadIdx.x / 32, wr = warp >> 1, wc = warp & 1;
+#pragma unroll
+    for (int c = 0; c < NCH; c++) {
+      const int k0 = col0 + c * KC;
+      if (k0 >= dp) break;
+      __syncthreads();
+      stage(sm.zc, z, dp, cbase, k0);
+      __syncthreads();
+#pragma unroll 1
+      for (int kk = 0; kk < BN; kk += 8) {
+        FragA a, alo;
+        wmma::load_matrix_sync(a, sm.s + wr * 16 * SLD + kk, SLD);
+        prepare<P>(a, alo);
+        FragB b, blo;
+        wmma::load_matrix_sync(b, sm.zc + kk * ZLD + wc * 16, ZLD);
+        prepare<P>(b, blo);
+        product<P>(f[c], a, alo, b, blo);
+      }
+    }
+  }
+
+  __device__ __forceinline__ void write(Smem& sm, int rbase, int col0, int n, int d, int dp,
+                                        const int* __restrict__ order, float scale, float* __restrict__ grad) {
+    const int warp = threadIdx.x / 32, wr = warp >> 1, wc = warp & 1;
+#pragma unroll
+    for (int c = 0; c < NCH; c++) {
+      const int k0 = col0 + c * KC;
+      if (k0 >= dp) break;
+      __syncthreads();
+      wmma::store_matrix_sync(sm.s + wr * 16 * SLD + wc * 16, f[c], SLD, wmma::mem_row_major);
+      __syncthreads();
+      // A warp writes one row's 32 columns: 128 contiguous bytes.
+      for (int idx = threadIdx.x; idx < BM * KC; idx += NT) {
+        const int r = idx / KC, col = idx % KC, row = rbase + r, k = k0 + col;
+        if (row < n && k < d) grad[(size_t)order[row] * d + k] = sm.s[r * SLD + col] * scale;
+      }
+    }
+  }
+};
+#endif
+
+// merge folds the online log-sum-exp state (om, os) into (m, s): the sums
+// are of 2^(t - m).
+__device__ __forceinline__ void merge(float& m, double& s, float om, double os) {
+  const float M = fmaxf(m, om);
+  if (M == -INFINITY) return;  // both empty: both sums are 0
+  s = s * (double)exp2f(m - M) + os * (double)exp2f(om - M);
+  m = M;
+}
+
+// forwardRows is sweep 1. For each row i < n it writes, in base-2 units,
+// the online log-sum-exp state of its negatives (negMax, negSum: LSE =
+// negMax + log2 negSum) and of its positives, and the sum of its positive
+// similarities t_ip.
+template <int P>
+__device__ void forwardRows(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,
+                            float* __restrict__ negMax, double* __restrict__ negSum, float* __restrict__ posMax,
+                            double* __restrict__ posSum, double* __restrict__ posSim) {
+  __shared__ __align__(128) Smem sm;
+  const int r = threadIdx.x / TPR, q = threadIdx.x % TPR;
+  const int rbase = blockIdx.x * BM, i = rbase + r;
+  const int yi = lab[i];
+  float mN = -INFINITY, mP = -INFINITY;
+  double sN = 0, sP = 0, sT = 0;
+  for (int cbase = 0; cbase < n; cbase += BN) {
+    scores<P>(sm, z, dp, rbase, cbase, scale, lab, nullptr, nullptr, nullptr);
+    float v[CPT];
+    unsigned neg = 0, pos = 0;
+    float tN = -INFINITY, tP = -INFINITY, tT = 0.f;
+#pragma unroll
+    for (int m = 0; m < CPT; m++) {
+      const int c = q + TPR * m, j = cbase + c;
+      v[m] = sm.s[r * SLD + c];
+      if (j < n && j != i) {
+        if (sm.yc[c] == yi) {
+          pos |= 1u << m;
+          tP = fmaxf(tP, v[m]);
+          tT += v[m];
+        } else {
+          neg |= 1u << m;
+          tN = fmaxf(tN, v[m]);
+        }
+      }
+    }
+    // Raise the running maxima first (exp2f(-inf) = 0 rescales an empty sum).
+    if (tN > mN) {
+      sN *= (double)exp2f(mN - tN);
+      mN = tN;
+    }
+    if (tP > mP) {
+      sP *= (double)exp2f(mP - tP);
+      mP = tP;
+    }
+    float aN = 0.f, aP = 0.f;
+#pragma unroll
+    for (int m = 0; m < CPT; m++) {
+      if ((neg >> m) & 1u) aN += ex2(v[m] - mN);
+      if ((pos >> m) & 1u) aP += ex2(v[m] - mP);
+    }
+    sN += aN;
+    sP += aP;
+    sT += tT;
+  }
+#pragma unroll
+  for (int off = 1; off < TPR; off <<= 1) {
+    const float omN = __shfl_xor_sync(FULL, mN, off), omP = __shfl_xor_sync(FULL, mP, off);
+    const double osN = __shfl_xor_sync(FULL, sN, off), osP = __shfl_xor_sync(FULL, sP, off);
+    sT += __shfl_xor_sync(FULL, sT, off);
+    merge(mN, sN, omN, osN);
+    merge(mP, sP, omP, osP);
+  }
+  if (q == 0 && i < n) {
+    negMax[i] = mN;
+    negSum[i] = sN;
+    posMax[i] = mP;
+    posSum[i] = sP;
+    posSim[i] = sT;
+  }
+}
+
+// positiveRows is sweep 2 (SINCERE, eps-SupInfoNCE): with u2[i] = (M_i +
+// eps) log2(e) and x = u2[i] - t_ip, it writes for each row i < n the sums
+// over its positives of softplus(x ln 2) and sigmoid(x ln 2). Block b visits
+// the column blocks [blockLo[b], blockHi[b]) that hold its rows' classes.
+template <int P>
+__device__ void positiveRows(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,
+                             const float* __restrict__ u2, const int* __restrict__ blockLo,
+                             const int* __restrict__ blockHi, double* __restrict__ spSum,
+                             double* __restrict__ sgSum) {
+  __shared__ __align__(128) Smem sm;
+  const int r = threadIdx.x / TPR, q = threadIdx.x % TPR;
+  const int rbase = blockIdx.x * BM, i = rbase + r;
+  const int yi = lab[i];
+  const float ui = u2[i];
+  double sp = 0, sg = 0;
+  const int lo = blockLo[blockIdx.x], hi = blockHi[blockIdx.x];
+  for (int cbase = lo; cbase < hi; cbase += BN) {
+    scores<P>(sm, z, dp, rbase, cbase, scale, lab, nullptr, nullptr, nullptr);
+    float tsp = 0.f, tsg = 0.f;
+#pragma unroll
+    for (int m = 0; m < CPT; m++) {
+      const int c = q + TPR * m, j = cbase + c;
+      if (j < n && j != i && sm.yc[c] == yi) {
+        const float x = ui - sm.s[r * SLD + c];
+        const float e = ex2(-fabsf(x));  // exp(-|x ln 2|)
+        const float inv = 1.f / (1.f + e);
+        tsp += fmaxf(x, 0.f) * LN2 + log1pf(e);
+        tsg += x >= 0.f ? inv : e * inv;
+      }
+    }
+    sp += tsp;
+    sg += tsg;
+  }
+#pragma unroll
+  for (int off = 1; off < TPR; off <<= 1) {
+    sp += __shfl_xor_sync(FULL, sp, off);
+    sg += __shfl_xor_sync(FULL, sg, off);
+  }
+  if (q == 0 && i < n) {
+    spSum[i] = sp;
+    sgSum[i] = sg;
+  }
+}
+
+// backwardRows is sweep 3: for each column block the gradient tile
+//   negative j:  h = p0_i 2^(t + p1_i) + p0_j 2^(t + p1_j)
+//   positive j:  SupCon  h = p0_i 2^(t + p1_i) + p0_j 2^(t + p1_j) - (p2_i + p2_j)
+//                SINCERE h = -p0_i / (1 + 2^(t - p2_i)) - p0_j / (1 + 2^(t - p2_j))
+// (zero on the diagonal and in padding), then dZ_rows += H Z_c. Block
+// (x, y) owns rows [64 x, 64 x + 64) and dZ columns [32 NCH y, 32 NCH (y+1))
+// and writes them, times scale (1 / tau), to grad in the original order.
+template <int P, int NCH>
+__device__ void backwardRows(const float* __restrict__ z, const int* __restrict__ lab, const int* __restrict__ order,
+                             int n, int d, int dp, float scale, float outScale, int supcon,
+                             const float* __restrict__ p0, const float* __restrict__ p1,
+                             const float* __restrict__ p2, float* __restrict__ grad) {
+  __shared__ __align__(128) Smem sm;
+  const int r = threadIdx.x / TPR, q = threadIdx.x % TPR;
+  const int rbase = blockIdx.x * BM, i = rbase + r, col0 = blockIdx.y * NCH * KC;
+  const int yi = lab[i];
+  const float a0 = p0[i], a1 = p1[i], a2 = p2[i];
+  DZ<P, NCH> dz;
+  dz.zero();
+  for (int cbase = 0; cbase < n; cbase += BN) {
+    scores<P>(sm, z, dp, rbase, cbase, scale, lab, p0, p1, p2);
+#pragma unroll
+    for (int m = 0; m < CPT; m++) {
+      const int c = q + TPR * m, j = cbase + c;
+      float h = 0.f;
+      if (j < n && j != i) {
+        const float t = sm.s[r * SLD + c];
+        if (sm.yc[c] != yi) {
+          h = a0 * ex2(t + a1) + sm.p0[c] * ex2(t + sm.p1[c]);
+        } else if (supcon) {
+          h = a0 * ex2(t + a1) + sm.p0[c] * ex2(t + sm.p1[c]) - (a2 + sm.p2[c]);
+        } else {
+          h = -a0 / (1.f + ex2(t - a2)) - sm.p0[c] / (1.f + ex2(t - sm.p2[c]));
+        }
+      }
+      sm.s[r * SLD + c] = h;
+    }
+    dz.accumulate(sm, z, dp, cbase, col0);
+  }
+  dz.write(sm, rbase, col0, n, d, dp, order, outScale, grad);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Entry points. Names: <sweep>_<precision>[_d<32 NCH>].
+
+#define SINCERE_FORWARD(NAME, P)                                                                          \
+  extern "C" __global__ void __launch_bounds__(NT, 2)                                                      \
+      NAME(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,           \
+           float* negMax, double* negSum, float* posMax, double* posSum, double* posSim) {                \
+    forwardRows<P>(z, lab, n, dp, scale, negMax, negSum, posMax, posSum, posSim);                          \
+  }                                                                                                        \
+  EMU_REGISTER(NAME)
+
+#define SINCERE_POSITIVES(NAME, P)                                                                       \
+  extern "C" __global__ void __launch_bounds__(NT, 2)                                                     \
+      NAME(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,          \
+           const float* u2, const int* blockLo, const int* blockHi, double* spSum, double* sgSum) {       \
+    positiveRows<P>(z, lab, n, dp, scale, u2, blockLo, blockHi, spSum, sgSum);                            \
+  }                                                                                                       \
+  EMU_REGISTER(NAME)
+
+#define SINCERE_BACKWARD(NAME, P, NCH)                                                                    \
+  extern "C" __global__ void __launch_bounds__(NT, 2)                                                      \
+      NAME(const float* __restrict__ z, const int* __restrict__ lab, const int* __restrict__ order, int n, \
+           int d, int dp, float scale, float outScale, int supcon, const float* p0, const float* p1,       \
+           const float* p2, float* grad) {                                                                 \
+    backwardRows<P, NCH>(z, lab, order, n, d, dp, scale, outScale, supcon, p0, p1, p2, grad);             \
+  }                                                                                                        \
+  EMU_REGISTER(NAME)
+
+#ifndef EMU_REGISTER
+#define EMU_REGISTER(NAME)
+#endif
+
+SINCERE_FORWARD(forward_fp32, FP32)
+SINCERE_POSITIVES(positives_fp32, FP32)
+SINCERE_BACKWARD(backward_fp32_d32, FP32, 1)
+SINCERE_BACKWARD(backward_fp32_d64, FP32, 2)
+SINCERE_BACKWARD(backward_fp32_d128, FP32, 4)
+SINCERE_BACKWARD(backward_fp32_d256, FP32, 8)
+
+#if SINCERE_TC
+SINCERE_FORWARD(forward_tf32, TF32)
+SINCERE_POSITIVES(positives_tf32, TF32)
+SINCERE_BACKWARD(backward_tf32_d32, TF32, 1)
+SINCERE_BACKWARD(backward_tf32_d64, TF32, 2)
+SINCERE_BACKWARD(backward_tf32_d128, TF32, 4)
+SINCERE_BACKWARD(backward_tf32_d256, TF32, 8)
+SINCERE_FORWARD(forward_tf32x3, TF32X3)
+SINCERE_POSITIVES(positives_tf32x3, TF32X3)
+SINCERE_BACKWARD(backward_tf32x3_d32, TF32X3, 1)
+SINCERE_BACKWARD(backward_tf32x3_d64, TF32X3, 2)
+SINCERE_BACKWARD(backward_tf32x3_d128, TF32X3, 4)
+SINCERE_BACKWARD(backward_tf32x3_d256, TF32X3, 8)
+#endif
+
+// gather_rows sets zs (np x dp) to the rows of z (n x d) in the order given,
+// zero padded.
+extern "C" __global__ void gather_rows(const float* __restrict__ z, const int* __restrict__ order, int n, int d,
+                                       int np, int dp, float* __restrict__ zs) {
+  const size_t total = (size_t)np * dp;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
+    const int k = (int)(idx / dp), c = (int)(idx % dp);
+    zs[idx] = (k < n && c < d) ? z[(size_t)order[k] * d + c] : 0.f;
+  }
+}
+EMU_REGISTER(gather_rows)
+
+// l2_normalize sets each row of y (rows x cols) to the row of x over its norm
+// (floored at 1e-12, as F.normalize) and saves the norms. One warp per row.
+extern "C" __global__ void l2_normalize(const float* __restrict__ x, int rows, int cols, float* __restrict__ y,
+                                        float* __restrict__ norms) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= rows) return;  // whole warps leave together
+  const float* xr = x + (size_t)row * cols;
+  double ss = 0;
+  for (int k = lane; k < cols; k += 32) ss += (double)xr[k] * xr[k];
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(FULL, ss, off);
+  const double norm = fmax(sqrt(ss), 1e-12);
+  const double inv = 1.0 / norm;
+  for (int k = lane; k < cols; k += 32) y[(size_t)row * cols + k] = (float)(xr[k] * inv);
+  if (lane == 0) norms[row] = (float)norm;
+}
+EMU_REGISTER(l2_normalize)
+
+// l2_normalize_backward sets dx = (dy - y (y . dy)) / norm, row by row.
+extern "C" __global__ void l2_normalize_backward(const float* __restrict__ y, const float* __restrict__ norms,
+                                                 const float* __restrict__ dy, int rows, int cols,
+                                                 float* __restrict__ dx) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const float *yr = y + (size_t)row * cols, *gr = dy + (size_t)row * cols;
+  double dot = 0;
+  for (int k = lane; k < cols; k += 32) dot += (double)yr[k] * gr[k];
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(FULL, dot, off);
+  const double inv = 1.0 / (double)norms[row];
+  for (int k = lane; k < cols; k += 32) dx[(size_t)row * cols + k] = (float)((gr[k] - yr[k] * dot) * inv);
+}
+EMU_REGISTER(l2_normalize_backward)
