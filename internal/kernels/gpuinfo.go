@@ -40,7 +40,6 @@ func (p CUDAProfile) KernelMS() float64 {
 	return t
 }
 
-
 // Profiler is implemented by engines that time their device work: the CUDA
 // engine.
 type Profiler interface {
