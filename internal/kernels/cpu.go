@@ -215,12 +215,7 @@ func lseOf(m float32, sum float64) float64 {
 func (st *rowStats) sortLabels(labels []int, np int) (anchors, classes int) {
 	n := len(labels)
 	st.order = grow(st.order, n)
-	for i := range n {
-		st.order[i] = i
-	}
-	slices.SortFunc(st.order, func(a, b int) int {
-		return cmp.Or(cmp.Compare(labels[a], labels[b]), cmp.Compare(a, b))
-	})
+	st.orderByLabel(labels)
 	st.label = grow(st.label, np)
 	for r := n; r < np; r++ {
 		st.label[r] = -1
@@ -245,6 +240,37 @@ func (st *rowStats) sortLabels(labels []int, np int) (anchors, classes int) {
 		}
 	}
 	return anchors, classes
+}
+
+// orderByLabel sets order to the rows sorted by label, ties by row: a
+// counting sort when the labels span a small range (class indices), else a
+// comparison sort. Both give the same order.
+func (st *rowStats) orderByLabel(labels []int) {
+	n := len(labels)
+	if n == 0 {
+		return
+	}
+	lo, hi := slices.Min(labels), slices.Max(labels)
+	if span := uint64(hi) - uint64(lo); hi >= lo && span < uint64(4*n+1024) {
+		count := make([]int, span+2)
+		for _, y := range labels {
+			count[y-lo+1]++
+		}
+		for k := 1; k < len(count); k++ {
+			count[k] += count[k-1]
+		}
+		for i, y := range labels {
+			st.order[count[y-lo]] = i
+			count[y-lo]++
+		}
+		return
+	}
+	for i := range n {
+		st.order[i] = i
+	}
+	slices.SortFunc(st.order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(labels[a], labels[b]), cmp.Compare(a, b))
+	})
 }
 
 // resize sizes the per-row arrays for np rows and resets the running

@@ -53,10 +53,14 @@ type CUDA struct {
 	prof CUDAProfile
 
 	// host staging
-	order32, lo32, hi32     []int32
-	negMax, posMax          []float32
-	negSum, posSum, posSim  []float64
-	u2, p0, p1, p2          []float32
+	order32, lo32, hi32    []int32
+	negMax, posMax         []float32
+	negSum, posSum, posSim []float64
+	u2, p0, p1, p2         []float32
+	// One-value buffers of their own: cgo refuses pointers into memory that
+	// holds Go pointers, as this struct does.
+	flag64                  []uint64 // the gather kernel's first bad input
+	flag32                  []int32  // the backward kernel's bad-output flag
 	bufs                    map[string]*devBuf
 	inputBytes, outputBytes int64
 }
@@ -88,7 +92,7 @@ func newCUDA(drv gpuDriver, opt CUDAOptions) (*CUDA, error) {
 				prec, info.Name, info.Major, info.Minor)
 		}
 	}
-	return &CUDA{drv: drv, prec: prec, bufs: map[string]*devBuf{}}, nil
+	return &CUDA{drv: drv, prec: prec, bufs: map[string]*devBuf{}, flag64: make([]uint64, 1), flag32: make([]int32, 1)}, nil
 }
 
 // Device returns "cuda".
@@ -210,7 +214,9 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 	if err := p.Validate(); err != nil {
 		return Result{}, err
 	}
-	if err := CheckInputs(z, n, d, labels); err != nil {
+	// Shapes here; NaN and Inf are found by the gather kernel, so that the
+	// host does not scan N x D values.
+	if err := checkShapes(len(z), n, d, labels); err != nil {
 		return Result{}, err
 	}
 	if grad != nil && len(grad) != n*d {
@@ -258,10 +264,24 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 	if err != nil {
 		return Result{}, err
 	}
+	c.flag64[0] = math.MaxUint64
+	badd, err := upload(c, "badInput", c.flag64)
+	if err != nil {
+		return Result{}, err
+	}
 	blocks := min((np*dp+cudaThreads-1)/cudaThreads, 4096)
 	if err := c.launch("gather_rows", [3]int{blocks, 1, 1},
-		kargs{}.ptr(zd).ptr(orderd).i32(n).i32(d).i32(np).i32(dp).ptr(zs)); err != nil {
+		kargs{}.ptr(zd).ptr(orderd).i32(n).i32(d).i32(np).i32(dp).ptr(zs).ptr(badd)); err != nil {
 		return Result{}, err
+	}
+	if err := download(c, c.flag64, "badInput"); err != nil {
+		return Result{}, err
+	}
+	if i := c.flag64[0]; i != math.MaxUint64 {
+		if i >= uint64(len(z)) {
+			return Result{}, fmt.Errorf("gather kernel flagged element %d of %d", i, len(z))
+		}
+		return Result{}, checkFinite(float64(z[i]), int(i), d)
 	}
 
 	// Sweep 1: online log-sum-exp of every row, in base-2 units.
@@ -371,7 +391,7 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 			return Result{}, err
 		}
 	}
-	c.inputBytes = int64(n*d*4 + n*4 + np*4)
+	c.inputBytes = int64(n*d*4 + n*4 + np*4) // z, order, labels
 	c.outputBytes = 0
 	if grad != nil {
 		c.outputBytes = int64(n * d * 4)
@@ -410,6 +430,11 @@ func (c *CUDA) backward(supcon bool, n, d, np, dp, anchors int, scale float64, s
 	if err != nil {
 		return err
 	}
+	c.flag32[0] = 0
+	badd, err := upload(c, "badGrad", c.flag32)
+	if err != nil {
+		return err
+	}
 	w := backwardWidth(dp)
 	sc := 0
 	if supcon {
@@ -417,18 +442,16 @@ func (c *CUDA) backward(supcon bool, n, d, np, dp, anchors int, scale float64, s
 	}
 	if err := c.launch(fmt.Sprintf("backward_%s_d%d", c.prec, w), [3]int{np / cudaRows, (dp + w - 1) / w, 1},
 		kargs{}.ptr(zs).ptr(labd).ptr(orderd).i32(n).i32(d).i32(dp).f32(scale2).f32(invTau).i32(sc).
-			ptr(pd[0]).ptr(pd[1]).ptr(pd[2]).ptr(gd)); err != nil {
+			ptr(pd[0]).ptr(pd[1]).ptr(pd[2]).ptr(gd).ptr(badd)); err != nil {
 		return err
 	}
-	if err := download(c, grad, "grad"); err != nil {
+	if err := download(c, c.flag32, "badGrad"); err != nil {
 		return err
 	}
-	for i, v := range grad {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("backward kernel returned %v in gradient row %d", v, i/d)
-		}
+	if c.flag32[0] != 0 {
+		return errors.New("backward kernel produced a NaN or infinite gradient")
 	}
-	return nil
+	return download(c, grad, "grad")
 }
 
 // lse2 turns a base-2 online log-sum-exp state (the sum is of 2^(t - m))

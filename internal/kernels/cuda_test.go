@@ -295,6 +295,17 @@ func TestCUDARejectsBadInput(t *testing.T) {
 	if _, err := openCUDA(CUDAOptions{Precision: "fp8"}); err == nil {
 		t.Error("precision fp8 accepted")
 	}
+	// The gather kernel finds non-finite values; the error names the first
+	// in the caller's order, whatever the sorted order.
+	rng := rand.New(rand.NewPCG(1, 2))
+	zz, labels := randomBatch(rng, 80, 3, 4)
+	z32 := to32(zz)
+	z32[5*3+0] = float32(math.Inf(-1))
+	z32[2*3+1] = float32(math.NaN())
+	_, err := e.Compute(p, z32, 80, 3, labels, make([]float32, 80*3))
+	if err == nil || !strings.Contains(err.Error(), "row 2 column 1 is NaN") {
+		t.Errorf("NaN at row 2: %v", err)
+	}
 }
 
 func TestCUDAL2Normalize(t *testing.T) {

@@ -109,20 +109,36 @@ var ErrNoAnchors = errors.New("no anchor has a positive: every label occurs only
 // CheckInputs validates the shapes and values of a loss evaluation: n >= 1
 // rows of d >= 1 finite values, one label per row.
 func CheckInputs[F float32 | float64](z []F, n, d int, labels []int) error {
+	if err := checkShapes(len(z), n, d, labels); err != nil {
+		return err
+	}
+	for i, v := range z {
+		if err := checkFinite(float64(v), i, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFinite reports element i of an embedding matrix of width d that is
+// NaN or infinite.
+func checkFinite(v float64, i, d int) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("embedding row %d column %d is %v", i/d, i%d, v)
+	}
+	return nil
+}
+
+// checkShapes validates the shapes of a loss evaluation.
+func checkShapes(values, n, d int, labels []int) error {
 	if n < 1 || d < 1 {
 		return fmt.Errorf("embeddings must have at least one row and one column, got %d x %d", n, d)
 	}
-	if len(z) != n*d {
-		return fmt.Errorf("embeddings hold %d values, want %d x %d = %d", len(z), n, d, n*d)
+	if values != n*d {
+		return fmt.Errorf("embeddings hold %d values, want %d x %d = %d", values, n, d, n*d)
 	}
 	if len(labels) != n {
 		return fmt.Errorf("got %d labels for %d embeddings", len(labels), n)
-	}
-	for i, v := range z {
-		f := float64(v)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return fmt.Errorf("embedding row %d column %d is %v", i/d, i%d, f)
-		}
 	}
 	return nil
 }

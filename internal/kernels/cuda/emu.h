@@ -208,6 +208,15 @@ inline T __shfl_xor_sync(unsigned mask, T v, int laneMask) {
   return r;
 }
 
+// Atomics: the fibers of one OS thread never interleave inside a call.
+inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
+  const unsigned long long old = *p;
+  if (v < old) *p = v;
+  return old;
+}
+
+using std::isfinite;
+
 // ---------------------------------------------------------------------------
 // WMMA, TF32 shapes only.
 namespace nvcuda {

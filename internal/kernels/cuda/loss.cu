@@ -40,7 +40,7 @@
 #endif
 #endif
 
-namespace {
+namespace sincere {
 
 constexpr int BM = 64;          // rows a block owns
 constexpr int BN = 64;          // rows of a column block
@@ -240,9 +240,11 @@ struct DZ<FP32, NCH> {
     }
   }
 
-  // write stores the rows, times scale, at their original places in grad.
+  // write stores the rows, times scale, at their original places in grad,
+  // and sets *bad when one is not finite.
   __device__ __forceinline__ void write(Smem&, int rbase, int col0, int n, int d, int dp,
-                                        const int* __restrict__ order, float scale, float* __restrict__ grad) {
+                                        const int* __restrict__ order, float scale, float* __restrict__ grad,
+                                        int* bad) {
     const int r = threadIdx.x / TPR, q = threadIdx.x % TPR, row = rbase + r;
     if (row >= n) return;
     float* out = grad + (size_t)order[row] * d;
@@ -251,7 +253,11 @@ struct DZ<FP32, NCH> {
 #pragma unroll
       for (int m = 0; m < OPT; m++) {
         const int k = col0 + c * KC + q + TPR * m;
-        if (k < d) out[k] = v[c][m] * scale;
+        if (k < d) {
+          const float g = v[c][m] * scale;
+          out[k] = g;
+          if (!isfinite(g)) *bad = 1;
+        }
       }
   }
 };
@@ -289,7 +295,8 @@ struct DZ {
   }
 
   __device__ __forceinline__ void write(Smem& sm, int rbase, int col0, int n, int d, int dp,
-                                        const int* __restrict__ order, float scale, float* __restrict__ grad) {
+                                        const int* __restrict__ order, float scale, float* __restrict__ grad,
+                                        int* bad) {
     const int warp = threadIdx.x / 32, wr = warp >> 1, wc = warp & 1;
 #pragma unroll
     for (int c = 0; c < NCH; c++) {
@@ -301,7 +308,11 @@ struct DZ {
       // A warp writes one row's 32 columns: 128 contiguous bytes.
       for (int idx = threadIdx.x; idx < BM * KC; idx += NT) {
         const int r = idx / KC, col = idx % KC, row = rbase + r, k = k0 + col;
-        if (row < n && k < d) grad[(size_t)order[row] * d + k] = sm.s[r * SLD + col] * scale;
+        if (row < n && k < d) {
+          const float g = sm.s[r * SLD + col] * scale;
+          grad[(size_t)order[row] * d + k] = g;
+          if (!isfinite(g)) *bad = 1;
+        }
       }
     }
   }
@@ -437,12 +448,13 @@ __device__ void positiveRows(const float* __restrict__ z, const int* __restrict_
 //                SINCERE h = -p0_i / (1 + 2^(t - p2_i)) - p0_j / (1 + 2^(t - p2_j))
 // (zero on the diagonal and in padding), then dZ_rows += H Z_c. Block
 // (x, y) owns rows [64 x, 64 x + 64) and dZ columns [32 NCH y, 32 NCH (y+1))
-// and writes them, times scale (1 / tau), to grad in the original order.
+// and writes them, times scale (1 / tau), to grad in the original order,
+// setting *bad when a value is not finite.
 template <int P, int NCH>
 __device__ void backwardRows(const float* __restrict__ z, const int* __restrict__ lab, const int* __restrict__ order,
                              int n, int d, int dp, float scale, float outScale, int supcon,
                              const float* __restrict__ p0, const float* __restrict__ p1,
-                             const float* __restrict__ p2, float* __restrict__ grad) {
+                             const float* __restrict__ p2, float* __restrict__ grad, int* bad) {
   __shared__ __align__(128) Smem sm;
   const int r = threadIdx.x / TPR, q = threadIdx.x % TPR;
   const int rbase = blockIdx.x * BM, i = rbase + r, col0 = blockIdx.y * NCH * KC;
@@ -470,73 +482,80 @@ __device__ void backwardRows(const float* __restrict__ z, const int* __restrict_
     }
     dz.accumulate(sm, z, dp, cbase, col0);
   }
-  dz.write(sm, rbase, col0, n, d, dp, order, outScale, grad);
+  dz.write(sm, rbase, col0, n, d, dp, order, outScale, grad, bad);
 }
 
-}  // namespace
+}  // namespace sincere
 
 // ---------------------------------------------------------------------------
 // Entry points. Names: <sweep>_<precision>[_d<32 NCH>].
 
-#define SINCERE_FORWARD(NAME, P)                                                                          \
-  extern "C" __global__ void __launch_bounds__(NT, 2)                                                      \
-      NAME(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,           \
-           float* negMax, double* negSum, float* posMax, double* posSum, double* posSim) {                \
-    forwardRows<P>(z, lab, n, dp, scale, negMax, negSum, posMax, posSum, posSim);                          \
-  }                                                                                                        \
+#define SINCERE_FORWARD(NAME, P)                                                                                \
+  extern "C" __global__ void __launch_bounds__(sincere::NT, 2)                                                  \
+      NAME(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,                \
+           float* negMax, double* negSum, float* posMax, double* posSum, double* posSim) {                      \
+    sincere::forwardRows<P>(z, lab, n, dp, scale, negMax, negSum, posMax, posSum, posSim);                      \
+  }                                                                                                             \
   EMU_REGISTER(NAME)
 
-#define SINCERE_POSITIVES(NAME, P)                                                                       \
-  extern "C" __global__ void __launch_bounds__(NT, 2)                                                     \
-      NAME(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,          \
-           const float* u2, const int* blockLo, const int* blockHi, double* spSum, double* sgSum) {       \
-    positiveRows<P>(z, lab, n, dp, scale, u2, blockLo, blockHi, spSum, sgSum);                            \
-  }                                                                                                       \
+#define SINCERE_POSITIVES(NAME, P)                                                                              \
+  extern "C" __global__ void __launch_bounds__(sincere::NT, 2)                                                  \
+      NAME(const float* __restrict__ z, const int* __restrict__ lab, int n, int dp, float scale,                \
+           const float* u2, const int* blockLo, const int* blockHi, double* spSum, double* sgSum) {             \
+    sincere::positiveRows<P>(z, lab, n, dp, scale, u2, blockLo, blockHi, spSum, sgSum);                         \
+  }                                                                                                             \
   EMU_REGISTER(NAME)
 
-#define SINCERE_BACKWARD(NAME, P, NCH)                                                                    \
-  extern "C" __global__ void __launch_bounds__(NT, 2)                                                      \
-      NAME(const float* __restrict__ z, const int* __restrict__ lab, const int* __restrict__ order, int n, \
-           int d, int dp, float scale, float outScale, int supcon, const float* p0, const float* p1,       \
-           const float* p2, float* grad) {                                                                 \
-    backwardRows<P, NCH>(z, lab, order, n, d, dp, scale, outScale, supcon, p0, p1, p2, grad);             \
-  }                                                                                                        \
+#define SINCERE_BACKWARD(NAME, P, NCH)                                                                          \
+  extern "C" __global__ void __launch_bounds__(sincere::NT, 2)                                                  \
+      NAME(const float* __restrict__ z, const int* __restrict__ lab, const int* __restrict__ order, int n,      \
+           int d, int dp, float scale, float outScale, int supcon, const float* p0, const float* p1,            \
+           const float* p2, float* grad, int* bad) {                                                            \
+    sincere::backwardRows<P, NCH>(z, lab, order, n, d, dp, scale, outScale, supcon, p0, p1, p2, grad, bad);     \
+  }                                                                                                             \
   EMU_REGISTER(NAME)
 
 #ifndef EMU_REGISTER
 #define EMU_REGISTER(NAME)
 #endif
 
-SINCERE_FORWARD(forward_fp32, FP32)
-SINCERE_POSITIVES(positives_fp32, FP32)
-SINCERE_BACKWARD(backward_fp32_d32, FP32, 1)
-SINCERE_BACKWARD(backward_fp32_d64, FP32, 2)
-SINCERE_BACKWARD(backward_fp32_d128, FP32, 4)
-SINCERE_BACKWARD(backward_fp32_d256, FP32, 8)
+SINCERE_FORWARD(forward_fp32, sincere::FP32)
+SINCERE_POSITIVES(positives_fp32, sincere::FP32)
+SINCERE_BACKWARD(backward_fp32_d32, sincere::FP32, 1)
+SINCERE_BACKWARD(backward_fp32_d64, sincere::FP32, 2)
+SINCERE_BACKWARD(backward_fp32_d128, sincere::FP32, 4)
+SINCERE_BACKWARD(backward_fp32_d256, sincere::FP32, 8)
 
 #if SINCERE_TC
-SINCERE_FORWARD(forward_tf32, TF32)
-SINCERE_POSITIVES(positives_tf32, TF32)
-SINCERE_BACKWARD(backward_tf32_d32, TF32, 1)
-SINCERE_BACKWARD(backward_tf32_d64, TF32, 2)
-SINCERE_BACKWARD(backward_tf32_d128, TF32, 4)
-SINCERE_BACKWARD(backward_tf32_d256, TF32, 8)
-SINCERE_FORWARD(forward_tf32x3, TF32X3)
-SINCERE_POSITIVES(positives_tf32x3, TF32X3)
-SINCERE_BACKWARD(backward_tf32x3_d32, TF32X3, 1)
-SINCERE_BACKWARD(backward_tf32x3_d64, TF32X3, 2)
-SINCERE_BACKWARD(backward_tf32x3_d128, TF32X3, 4)
-SINCERE_BACKWARD(backward_tf32x3_d256, TF32X3, 8)
+SINCERE_FORWARD(forward_tf32, sincere::TF32)
+SINCERE_POSITIVES(positives_tf32, sincere::TF32)
+SINCERE_BACKWARD(backward_tf32_d32, sincere::TF32, 1)
+SINCERE_BACKWARD(backward_tf32_d64, sincere::TF32, 2)
+SINCERE_BACKWARD(backward_tf32_d128, sincere::TF32, 4)
+SINCERE_BACKWARD(backward_tf32_d256, sincere::TF32, 8)
+SINCERE_FORWARD(forward_tf32x3, sincere::TF32X3)
+SINCERE_POSITIVES(positives_tf32x3, sincere::TF32X3)
+SINCERE_BACKWARD(backward_tf32x3_d32, sincere::TF32X3, 1)
+SINCERE_BACKWARD(backward_tf32x3_d64, sincere::TF32X3, 2)
+SINCERE_BACKWARD(backward_tf32x3_d128, sincere::TF32X3, 4)
+SINCERE_BACKWARD(backward_tf32x3_d256, sincere::TF32X3, 8)
 #endif
 
 // gather_rows sets zs (np x dp) to the rows of z (n x d) in the order given,
-// zero padded.
+// zero padded, and lowers *bad to the smallest index into z of a value that
+// is NaN or infinite (the host sets it to ~0 first).
 extern "C" __global__ void gather_rows(const float* __restrict__ z, const int* __restrict__ order, int n, int d,
-                                       int np, int dp, float* __restrict__ zs) {
+                                       int np, int dp, float* __restrict__ zs, unsigned long long* bad) {
   const size_t total = (size_t)np * dp;
   for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
     const int k = (int)(idx / dp), c = (int)(idx % dp);
-    zs[idx] = (k < n && c < d) ? z[(size_t)order[k] * d + c] : 0.f;
+    float v = 0.f;
+    if (k < n && c < d) {
+      const size_t from = (size_t)order[k] * d + c;
+      v = z[from];
+      if (!isfinite(v)) atomicMin(bad, (unsigned long long)from);
+    }
+    zs[idx] = v;
   }
 }
 EMU_REGISTER(gather_rows)
@@ -551,7 +570,7 @@ extern "C" __global__ void l2_normalize(const float* __restrict__ x, int rows, i
   double ss = 0;
   for (int k = lane; k < cols; k += 32) ss += (double)xr[k] * xr[k];
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(FULL, ss, off);
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(sincere::FULL, ss, off);
   const double norm = fmax(sqrt(ss), 1e-12);
   const double inv = 1.0 / norm;
   for (int k = lane; k < cols; k += 32) y[(size_t)row * cols + k] = (float)(xr[k] * inv);
@@ -569,7 +588,7 @@ extern "C" __global__ void l2_normalize_backward(const float* __restrict__ y, co
   double dot = 0;
   for (int k = lane; k < cols; k += 32) dot += (double)yr[k] * gr[k];
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(FULL, dot, off);
+  for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(sincere::FULL, dot, off);
   const double inv = 1.0 / (double)norms[row];
   for (int k = lane; k < cols; k += 32) dx[(size_t)row * cols + k] = (float)((gr[k] - yr[k] * dot) * inv);
 }
