@@ -142,7 +142,7 @@ __device__ __forceinline__ void product(FragC& acc, const FA& a, const FA& alo, 
 // with a barrier, so the caller may still be reading sm from the last tile,
 // and ends with one.
 template <int P>
-__device__ void scores(Smem& sm, const float* __restrict__ z, int dp, int rbase, int cbase, float scale,
+__device__ __forceinline__ void scores(Smem& sm, const float* __restrict__ z, int dp, int rbase, int cbase, float scale,
                        const int* __restrict__ lab, const float* __restrict__ p0, const float* __restrict__ p1,
                        const float* __restrict__ p2) {
   if constexpr (P == FP32) {
@@ -169,20 +169,24 @@ __device__ void scores(Smem& sm, const float* __restrict__ z, int dp, int rbase,
   } else {
 #if SINCERE_TC
     // Warp w computes the 16 x 16 tiles (w / 2, 2 (w % 2) + j), j = 0, 1.
+    // The column block's chunks are staged in shared memory; the block's
+    // own rows are read straight from global memory: the same 64 x dp
+    // values for every column block, so after the first they come from L1
+    // and the rows cost no L2 traffic and no staging.
     const int warp = threadIdx.x / 32, wr = warp >> 1, wc = (warp & 1) * 2;
+    const float* zr = z + (size_t)(rbase + wr * 16) * dp;
     FragC acc[2];
     wmma::fill_fragment(acc[0], 0.f);
     wmma::fill_fragment(acc[1], 0.f);
     for (int k0 = 0; k0 < dp; k0 += KC) {
       __syncthreads();
-      stage(sm.zr, z, dp, rbase, k0);
       stage(sm.zc, z, dp, cbase, k0);
       if (k0 == 0) stageColumns(sm, cbase, lab, p0, p1, p2);
       __syncthreads();
 #pragma unroll
       for (int kk = 0; kk < KC; kk += 8) {
         FragA a, alo;
-        wmma::load_matrix_sync(a, sm.zr + wr * 16 * ZLD + kk, ZLD);
+        wmma::load_matrix_sync(a, zr + k0 + kk, dp);
         prepare<P>(a, alo);
 #pragma unroll
         for (int j = 0; j < 2; j++) {
@@ -272,22 +276,23 @@ struct DZ {
     for (int c = 0; c < NCH; c++) wmma::fill_fragment(f[c], 0.f);
   }
 
+  // accumulate reads the column block's rows of Z straight from global
+  // memory: scores staged them a moment ago, so they come from L1.
   __device__ __forceinline__ void accumulate(Smem& sm, const float* __restrict__ z, int dp, int cbase, int col0) {
     const int warp = threadIdx.x / 32, wr = warp >> 1, wc = warp & 1;
+    __syncthreads();  // the gradient tile is complete
 #pragma unroll
     for (int c = 0; c < NCH; c++) {
       const int k0 = col0 + c * KC;
       if (k0 >= dp) break;
-      __syncthreads();
-      stage(sm.zc, z, dp, cbase, k0);
-      __syncthreads();
+      const float* zc = z + (size_t)cbase * dp + k0 + wc * 16;
 #pragma unroll 1
       for (int kk = 0; kk < BN; kk += 8) {
         FragA a, alo;
         wmma::load_matrix_sync(a, sm.s + wr * 16 * SLD + kk, SLD);
         prepare<P>(a, alo);
         FragB b, blo;
-        wmma::load_matrix_sync(b, sm.zc + kk * ZLD + wc * 16, ZLD);
+        wmma::load_matrix_sync(b, zc + (size_t)kk * dp, dp);
         prepare<P>(b, blo);
         product<P>(f[c], a, alo, b, blo);
       }
