@@ -267,7 +267,9 @@ def cmd_report(args):
     lines.append("'floor' = max(6N^2D flops at peak matrix rate, 2N^2 exp at peak SFU rate); speedups use 'call'.")
     head = ["loss", "N", "precision", "kernel ms", "call ms", "of floor", "dev MiB", "eager ms", "compile ms", "x eager", "x compile", "torch MiB"]
     table = [head]
-    for r in sorted(ours, key=lambda r: (r["loss"], r.get("precision", ""), r["n"])):
+    loss_order = {"sincere": 0, "supcon": 1, "eps-supinfonce": 2}
+    prec_order = {"tf32x3": 0, "tf32": 1, "fp32": 2}
+    for r in sorted(ours, key=lambda r: (loss_order.get(r["loss"], 9), r["n"], prec_order.get(r.get("precision"), 9))):
         n, loss = r["n"], r["loss"]
         e_cell, e_ms = torch_cell(loss, "eager", n)
         c_cell, c_ms = torch_cell(loss, "compile", n)
@@ -286,6 +288,20 @@ def cmd_report(args):
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    lines.append("")
+    lines.append("Targets (issue 6):")
+    for r in sorted(ours, key=lambda r: prec_order.get(r.get("precision"), 9)):
+        if r["loss"] != "sincere":
+            continue
+        if r["n"] == 32768:
+            _, e_ms = torch_cell("sincere", "eager", 32768)
+            x = e_ms / r["median_ms"] if e_ms else None
+            lines.append("  SINCERE N=32768 %-6s: %s x the eager PyTorch time (want >= 10)"
+                         % (r.get("precision"), f"{x:.1f}" if x else "?"))
+        if r["n"] == 262144:
+            mib = r.get("device_scratch_mib", 0)
+            lines.append("  SINCERE N=262144 %-6s: runs, %.0f MiB of device memory beyond inputs and outputs (want < 1024)"
+                         % (r.get("precision"), mib))
     if args.crosscheck and os.path.exists(args.crosscheck):
         with open(args.crosscheck) as f:
             cc = json.load(f)
