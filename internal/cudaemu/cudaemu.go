@@ -2,7 +2,7 @@
 
 package cudaemu
 
-// #cgo CXXFLAGS: -std=c++17 -O2 -DSINCERE_EMU -I${SRCDIR}/../kernels/cuda
+// #cgo CXXFLAGS: -std=c++17 -O2 -DSINCERE_EMU
 // #cgo LDFLAGS: -lstdc++
 // #include <stdlib.h>
 // #include "emu_api.h"

@@ -4,6 +4,7 @@ package cudaemu
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"unsafe"
@@ -131,5 +132,18 @@ func TestWMMA(t *testing.T) {
 	}
 	if tf32(av[1]) == av[1] {
 		t.Fatal("the inputs should have bits TF32 drops")
+	}
+}
+
+// TestSourcesAreLinks checks that the kernels the emulator compiles are
+// links to internal/kernels/cuda: go build hashes only the files in a
+// package's directory, so a link (not a copy, not an include path) is what
+// makes it rebuild the emulator when the kernels change.
+func TestSourcesAreLinks(t *testing.T) {
+	for link, target := range map[string]string{"loss_cu.h": "../kernels/cuda/loss.cu", "emu.h": "../kernels/cuda/emu.h"} {
+		got, err := os.Readlink(link)
+		if err != nil || got != target {
+			t.Errorf("%s: link to %q (%v), want a link to %s", link, got, err, target)
+		}
 	}
 }

@@ -7,5 +7,8 @@
 //	go test -tags gpuemu ./internal/kernels/
 //
 // It is slow (one block at a time, on one core) and meant for small
-// batches.
+// batches. loss_cu.h and emu.h here are symbolic links to the files in
+// internal/kernels/cuda: go build hashes only the files in a package's
+// directory, so the links are what make it rebuild the emulator when the
+// kernels change.
 package cudaemu

@@ -1,8 +1,8 @@
 //go:build gpuemu
 
 // The emulator: the kernels of loss.cu compiled for the CPU with emu.h.
-#include "loss.cu"
-#include "selftest.cu"
+#include "loss_cu.h"  // a link to ../kernels/cuda/loss.cu, so that go build sees its changes
+#include "selftest.h"
 
 #include <pthread.h>
 #include <stdio.h>

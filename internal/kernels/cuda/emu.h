@@ -53,6 +53,16 @@ namespace emu {
 
 enum State { kRunning, kAtBlockBarrier, kAtWarpBarrier, kDone };
 
+// Copy is an asynchronous copy (cp.async) in flight: it lands when its
+// thread waits for its group, not before, so that a kernel that reads the
+// destination too early reads stale data here too.
+struct Copy {
+  void* dst;
+  const void* src;
+  size_t n;
+  int group;
+};
+
 struct Fiber {
   ucontext_t ctx;
   char* stack = nullptr;
@@ -60,6 +70,8 @@ struct Fiber {
   int lane = 0, warp = 0;
   State state = kRunning;
   int mmaSeq = 0;  // products since the last barrier
+  std::vector<Copy> copies;
+  int committed = 0;  // groups committed
 };
 
 // MMAMemo is one warp's record of a product: inputs and result.
@@ -117,6 +129,8 @@ inline const char* runBlock(Block& b, int threads) {
     f.warp = t / 32;
     f.state = kRunning;
     f.mmaSeq = 0;
+    f.copies.clear();
+    f.committed = 0;
   }
   for (;;) {
     for (int t = 0; t < threads; t++) {
@@ -161,6 +175,23 @@ inline const char* runBlock(Block& b, int threads) {
                ? "__syncthreads reached by only some threads of a block (others exited)"
                : "deadlock: threads wait at different barriers (divergent __syncthreads or shuffle)";
   }
+}
+
+inline void cpAsync(void* dst, const void* src, size_t n) { cur->copies.push_back(Copy{dst, src, n, cur->committed}); }
+
+inline void cpAsyncCommit() { cur->committed++; }
+
+// cpAsyncWait lands the copies of all but the newest `pending` committed groups.
+inline void cpAsyncWait(int pending) {
+  std::vector<Copy> rest;
+  for (const Copy& c : cur->copies) {
+    if (c.group < cur->committed - pending) {
+      memcpy(c.dst, c.src, c.n);
+    } else {
+      rest.push_back(c);
+    }
+  }
+  cur->copies.swap(rest);
 }
 
 // Kernel registry: name -> function taking the launch's argument pointers.

@@ -62,7 +62,7 @@ enum Precision { FP32 = 0, TF32 = 1, TF32X3 = 2 };
 // Smem is a block's shared memory: 36 KiB, under the 48 KiB every GPU
 // gives a block without opting in.
 struct Smem {
-  float zr[BM * ZLD];  // chunk of the block's rows
+  float zr[BM * ZLD];  // FP32: chunk of the block's rows; TF32: 2nd buffer of zc
   float zc[BN * ZLD];  // chunk of the column block's rows
   float s[BM * SLD];   // similarity tile, then gradient tile, then dZ chunk
   int yc[BN];          // labels of the column block
@@ -107,6 +107,57 @@ __device__ __forceinline__ void stageColumns(Smem& sm, int cbase, const int* __r
 }
 
 #if SINCERE_TC
+// Asynchronous copies (sm_80+): global to shared memory without passing
+// through registers, so a chunk loads while the previous one is multiplied.
+// cp.async.ca caches the rows in L1 too, where the backward product reads
+// them again.
+__device__ __forceinline__ void cpAsync16(float* dst, const float* src) {
+#ifdef SINCERE_EMU
+  emu::cpAsync(dst, src, 16);
+#else
+  const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void cpAsyncCommit() {
+#ifdef SINCERE_EMU
+  emu::cpAsyncCommit();
+#else
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+// cpAsyncWaitAll waits for this thread's copies; a barrier then makes
+// everyone's visible.
+__device__ __forceinline__ void cpAsyncWaitAll() {
+#ifdef SINCERE_EMU
+  emu::cpAsyncWait(0);
+#else
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+}
+
+// stageAsync starts copying rows [row0, row0 + 64) x columns [k0, k0 + KC)
+// of z into dst (row stride ZLD) and commits the copies as one group.
+__device__ __forceinline__ void stageAsync(float* dst, const float* __restrict__ z, int dp, int row0, int k0) {
+  for (int idx = threadIdx.x; idx < 64 * KC / 4; idx += NT) {
+    const int r = idx / (KC / 4), c = (idx % (KC / 4)) * 4;
+    cpAsync16(dst + r * ZLD + c, z + (size_t)(row0 + r) * dp + k0 + c);
+  }
+  cpAsyncCommit();
+}
+#endif
+
+// Pipe carries the staging pipeline of the column chunks from one tile to
+// the next: g counts the chunks staged so far (chunk g goes to buffer g % 2)
+// and ahead says that the next tile's first chunk is already on its way.
+struct Pipe {
+  int g = 0;
+  bool ahead = false;
+};
+
+#if SINCERE_TC
 using namespace nvcuda;
 typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragA;
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> FragBT;
@@ -140,11 +191,13 @@ __device__ __forceinline__ void product(FragC& acc, const FA& a, const FA& alo, 
 // scores sets sm.s to the tile t = scale * Z[rbase..] Z[cbase..]^T (64 x 64),
 // staging the column block's labels (and parameters) on the way. It starts
 // with a barrier, so the caller may still be reading sm from the last tile,
-// and ends with one.
+// and ends with one. On tensor cores it also starts loading the first chunk
+// of the next tile, at row nextCbase (none when negative).
 template <int P>
-__device__ __forceinline__ void scores(Smem& sm, const float* __restrict__ z, int dp, int rbase, int cbase, float scale,
-                       const int* __restrict__ lab, const float* __restrict__ p0, const float* __restrict__ p1,
-                       const float* __restrict__ p2) {
+__device__ __forceinline__ void scores(Smem& sm, Pipe& pipe, const float* __restrict__ z, int dp, int rbase, int cbase,
+                                       int nextCbase, float scale, const int* __restrict__ lab,
+                                       const float* __restrict__ p0, const float* __restrict__ p1,
+                                       const float* __restrict__ p2) {
   if constexpr (P == FP32) {
     const int r = threadIdx.x / TPR, q = threadIdx.x % TPR;
     float acc[CPT];
@@ -175,14 +228,28 @@ __device__ __forceinline__ void scores(Smem& sm, const float* __restrict__ z, in
     // and the rows cost no L2 traffic and no staging.
     const int warp = threadIdx.x / 32, wr = warp >> 1, wc = (warp & 1) * 2;
     const float* zr = z + (size_t)(rbase + wr * 16) * dp;
+    // Chunk g is staged in sm.zc when g is even, in sm.zr when odd.
+    auto buf = [&sm](int g) { return (g & 1) ? sm.zr : sm.zc; };
     FragC acc[2];
     wmma::fill_fragment(acc[0], 0.f);
     wmma::fill_fragment(acc[1], 0.f);
-    for (int k0 = 0; k0 < dp; k0 += KC) {
+    __syncthreads();  // the last tile's users of sm are done
+    if (!pipe.ahead) stageAsync(buf(pipe.g), z, dp, cbase, 0);
+    stageColumns(sm, cbase, lab, p0, p1, p2);
+    const int nk = dp / KC;
+    for (int ci = 0; ci < nk; ci++) {
+      const int g = pipe.g + ci;
+      cpAsyncWaitAll();
+      // Chunk g is in for everyone, and everyone is done with chunk g - 1,
+      // whose buffer now takes chunk g + 1 while chunk g is multiplied.
       __syncthreads();
-      stage(sm.zc, z, dp, cbase, k0);
-      if (k0 == 0) stageColumns(sm, cbase, lab, p0, p1, p2);
-      __syncthreads();
+      if (ci + 1 < nk) {
+        stageAsync(buf(g + 1), z, dp, cbase, (ci + 1) * KC);
+      } else if (nextCbase >= 0) {
+        stageAsync(buf(g + 1), z, dp, nextCbase, 0);
+      }
+      const float* zc = buf(g);
+      const int k0 = ci * KC;
 #pragma unroll
       for (int kk = 0; kk < KC; kk += 8) {
         FragA a, alo;
@@ -191,12 +258,14 @@ __device__ __forceinline__ void scores(Smem& sm, const float* __restrict__ z, in
 #pragma unroll
         for (int j = 0; j < 2; j++) {
           FragBT b, blo;
-          wmma::load_matrix_sync(b, sm.zc + (wc + j) * 16 * ZLD + kk, ZLD);
+          wmma::load_matrix_sync(b, zc + (wc + j) * 16 * ZLD + kk, ZLD);
           prepare<P>(b, blo);
           product<P>(acc[j], a, alo, b, blo);
         }
       }
     }
+    pipe.g += nk;
+    pipe.ahead = nextCbase >= 0;
 #pragma unroll
     for (int j = 0; j < 2; j++) {
 #pragma unroll
@@ -347,8 +416,9 @@ __device__ void forwardRows(const float* __restrict__ z, const int* __restrict__
   const int yi = lab[i];
   float mN = -INFINITY, mP = -INFINITY;
   double sN = 0, sP = 0, sT = 0;
+  Pipe pipe;
   for (int cbase = 0; cbase < n; cbase += BN) {
-    scores<P>(sm, z, dp, rbase, cbase, scale, lab, nullptr, nullptr, nullptr);
+    scores<P>(sm, pipe, z, dp, rbase, cbase, cbase + BN < n ? cbase + BN : -1, scale, lab, nullptr, nullptr, nullptr);
     float v[CPT];
     unsigned neg = 0, pos = 0;
     float tN = -INFINITY, tP = -INFINITY, tT = 0.f;
@@ -419,8 +489,9 @@ __device__ void positiveRows(const float* __restrict__ z, const int* __restrict_
   const float ui = u2[i];
   double sp = 0, sg = 0;
   const int lo = blockLo[blockIdx.x], hi = blockHi[blockIdx.x];
+  Pipe pipe;
   for (int cbase = lo; cbase < hi; cbase += BN) {
-    scores<P>(sm, z, dp, rbase, cbase, scale, lab, nullptr, nullptr, nullptr);
+    scores<P>(sm, pipe, z, dp, rbase, cbase, cbase + BN < hi ? cbase + BN : -1, scale, lab, nullptr, nullptr, nullptr);
     float tsp = 0.f, tsg = 0.f;
 #pragma unroll
     for (int m = 0; m < CPT; m++) {
@@ -467,8 +538,9 @@ __device__ void backwardRows(const float* __restrict__ z, const int* __restrict_
   const float a0 = p0[i], a1 = p1[i], a2 = p2[i];
   DZ<P, NCH> dz;
   dz.zero();
+  Pipe pipe;
   for (int cbase = 0; cbase < n; cbase += BN) {
-    scores<P>(sm, z, dp, rbase, cbase, scale, lab, p0, p1, p2);
+    scores<P>(sm, pipe, z, dp, rbase, cbase, cbase + BN < n ? cbase + BN : -1, scale, lab, p0, p1, p2);
 #pragma unroll
     for (int m = 0; m < CPT; m++) {
       const int c = q + TPR * m, j = cbase + c;
