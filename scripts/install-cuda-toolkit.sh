@@ -15,16 +15,8 @@ if [ ! -f /etc/debian_version ]; then
 	echo "install-cuda-toolkit: this script installs Debian packages; elsewhere install the CUDA toolkit (nvcc, cuda.h) and a C++ compiler yourself" >&2
 	exit 1
 fi
-sudo=""
-if [ "$(id -u)" != 0 ]; then
-	if command -v sudo >/dev/null; then
-		sudo="sudo"
-	else
-		echo "install-cuda-toolkit: need root (or sudo) to apt-get install nvidia-cuda-toolkit" >&2
-		exit 1
-	fi
-fi
-export DEBIAN_FRONTEND=noninteractive
+. "$(dirname "$0")/apt.sh"
+apt_root install-cuda-toolkit nvidia-cuda-toolkit
 $sudo apt-get update -qq
 if ! apt-cache policy nvidia-cuda-toolkit | grep -q 'Candidate: [0-9]'; then
 	. /etc/os-release

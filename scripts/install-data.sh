@@ -13,15 +13,7 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 	echo "install-data: Fashion-MNIST already installed"
 	exit 0
 fi
-sudo=""
-if [ "$(id -u)" != 0 ]; then
-	if command -v sudo >/dev/null; then
-		sudo="sudo"
-	else
-		echo "install-data: need root (or sudo) to apt-get install dataset-fashion-mnist" >&2
-		exit 1
-	fi
-fi
-export DEBIAN_FRONTEND=noninteractive
+. "$(dirname "$0")/apt.sh"
+apt_root install-data dataset-fashion-mnist
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq dataset-fashion-mnist

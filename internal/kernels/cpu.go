@@ -119,19 +119,11 @@ func (c *CPU) Compute(p Params, z []float32, n, d int, labels []int, grad []floa
 	nb := (n + t - 1) / t
 	np := nb * t
 	dp := (d + 15) &^ 15
-	anchors, classes := st.sortLabels(labels, np)
-	if anchors == 0 {
-		return Result{}, ErrNoAnchors
+	anchors, res, done, err := st.begin(p, labels, np, grad)
+	if done {
+		return res, err
 	}
 	eps := p.epsilon()
-	if p.Loss != SupCon && classes == 1 {
-		// No negatives anywhere: D_ip = s_ip - eps, so every term is -eps
-		// and the gradient vanishes.
-		if grad != nil {
-			clear(grad)
-		}
-		return Result{Loss: -eps, Anchors: anchors}, nil
-	}
 
 	c.layout(z, n, d, t, np, dp)
 	st.resize(np)
@@ -165,13 +157,31 @@ func (c *CPU) Compute(p Params, z []float32, n, d int, labels []int, grad []floa
 		}
 	}
 	scale := p.scale()
-	res := Result{Loss: total / float64(anchors) * scale, Anchors: anchors}
+	res = Result{Loss: total / float64(anchors) * scale, Anchors: anchors}
 	if grad != nil {
 		st.gradientParams(sw.supcon, n, anchors, scale)
 		sw.grad = grad
 		sw.run(sw.backward)
 	}
 	return res, nil
+}
+
+// begin sorts the rows by label and settles the calls that need no sweeps:
+// no anchors (an error) and, for SINCERE and eps-SupInfoNCE, a single class
+// (no negatives anywhere: D_ip = s_ip - eps, so every term is -eps and the
+// gradient vanishes). done says whether res and err are the answer.
+func (st *rowStats) begin(p Params, labels []int, np int, grad []float32) (anchors int, res Result, done bool, err error) {
+	anchors, classes := st.sortLabels(labels, np)
+	switch {
+	case anchors == 0:
+		return 0, Result{}, true, ErrNoAnchors
+	case p.Loss != SupCon && classes == 1:
+		if grad != nil {
+			clear(grad)
+		}
+		return anchors, Result{Loss: -p.epsilon(), Anchors: anchors}, true, nil
+	}
+	return anchors, Result{}, false, nil
 }
 
 // gradientParams fills the per-row parameters of the backward tile kernels

@@ -128,6 +128,16 @@ func clustered(rng *rand.Rand, z []float64, labels []int, d int, pull float64) {
 	}
 }
 
+// pulledBatch is randomBatch pulled toward class centres by pull (none when
+// 0), in float64 and float32.
+func pulledBatch(rng *rand.Rand, n, d, classes int, pull float64) ([]float64, []float32, []int) {
+	z, labels := randomBatch(rng, n, d, classes)
+	if pull > 0 {
+		clustered(rng, z, labels, d, pull)
+	}
+	return z, to32(z), labels
+}
+
 func TestCPUMatchesReference(t *testing.T) {
 	type shape struct {
 		n, d, classes int
@@ -150,11 +160,7 @@ func TestCPUMatchesReference(t *testing.T) {
 	engs := engines(t)
 	var w worst
 	for _, sh := range shapes {
-		z, labels := randomBatch(rng, sh.n, sh.d, sh.classes)
-		if sh.pull > 0 {
-			clustered(rng, z, labels, sh.d, sh.pull)
-		}
-		z32 := to32(z)
+		z, z32, labels := pulledBatch(rng, sh.n, sh.d, sh.classes, sh.pull)
 		for _, l := range []Loss{SupCon, SINCERE, EpsSupInfoNCE} {
 			p := Params{Loss: l, Temperature: sh.tau, Epsilon: 0.25}
 			want, wantGrad, wantA, err := Reference(p, z, sh.n, sh.d, labels)
@@ -201,21 +207,20 @@ func TestCPUMatchesReference(t *testing.T) {
 
 func nan() float64 { return math.NaN() }
 
-func TestCPURejectsBadInput(t *testing.T) {
-	e, err := NewCPU(CPUOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := Params{Loss: SINCERE, Temperature: 0.1}
+// badInput is a loss evaluation that must fail.
+type badInput struct {
+	name   string
+	z      []float32
+	n, d   int
+	labels []int
+	grad   []float32
+	want   error // the error it wraps, when a particular one
+}
+
+// badInputs are the bad evaluations every engine must refuse.
+func badInputs() []badInput {
 	z := []float32{1, 0, 0, 1, 1, 0}
-	cases := []struct {
-		name   string
-		z      []float32
-		n, d   int
-		labels []int
-		grad   []float32
-		want   error
-	}{
+	return []badInput{
 		{"no positives", z, 3, 2, []int{1, 2, 3}, nil, ErrNoAnchors},
 		{"one row", z[:2], 1, 2, []int{1}, nil, ErrNoAnchors},
 		{"label count", z, 3, 2, []int{1, 1}, nil, nil},
@@ -225,7 +230,13 @@ func TestCPURejectsBadInput(t *testing.T) {
 		{"grad size", z, 3, 2, []int{1, 1, 2}, make([]float32, 5), nil},
 		{"no rows", nil, 0, 2, nil, nil, nil},
 	}
-	for _, c := range cases {
+}
+
+// checkRejects runs the bad inputs through an engine.
+func checkRejects(t *testing.T, e Engine) {
+	t.Helper()
+	p := Params{Loss: SINCERE, Temperature: 0.1}
+	for _, c := range badInputs() {
 		_, err := e.Compute(p, c.z, c.n, c.d, c.labels, c.grad)
 		if err == nil {
 			t.Errorf("%s: accepted", c.name)
@@ -233,9 +244,17 @@ func TestCPURejectsBadInput(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
-	if _, err := e.Compute(Params{Loss: SupCon}, z, 3, 2, []int{1, 1, 2}, nil); err == nil {
+	if _, err := e.Compute(Params{Loss: SupCon}, []float32{1, 0, 0, 1, 1, 0}, 3, 2, []int{1, 1, 2}, nil); err == nil {
 		t.Error("temperature 0 accepted")
 	}
+}
+
+func TestCPURejectsBadInput(t *testing.T) {
+	e, err := NewCPU(CPUOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRejects(t, e)
 }
 
 // TestCPUForwardOnly checks that a nil gradient buffer gives the same loss.

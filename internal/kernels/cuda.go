@@ -230,17 +230,11 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 	np := (n + cudaRows - 1) / cudaRows * cudaRows
 	dp := (d + cudaChunk - 1) / cudaChunk * cudaChunk
 	nb := np / cudaRows
-	anchors, classes := st.sortLabels(labels, np)
-	if anchors == 0 {
-		return Result{}, ErrNoAnchors
+	anchors, res, done, err := st.begin(p, labels, np, grad)
+	if done {
+		return res, err
 	}
 	eps := p.epsilon()
-	if p.Loss != SupCon && classes == 1 {
-		if grad != nil {
-			clear(grad)
-		}
-		return Result{Loss: -eps, Anchors: anchors}, nil
-	}
 	st.resize(np)
 
 	// Inputs: Z as given, the sorted order, the sorted labels (padding -1).
@@ -384,7 +378,7 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 		}
 	}
 	scale := p.scale()
-	res := Result{Loss: total / float64(anchors) * scale, Anchors: anchors}
+	res = Result{Loss: total / float64(anchors) * scale, Anchors: anchors}
 
 	if grad != nil {
 		if err := c.backward(p.Loss == SupCon, n, d, np, dp, anchors, scale, scale2, float32(1/p.Temperature), zs, labd, orderd, grad); err != nil {

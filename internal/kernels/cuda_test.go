@@ -90,11 +90,7 @@ func TestCUDAMatchesReference(t *testing.T) {
 		lossTolP, gradTolP := cudaTolerances(prec)
 		var w worst
 		for _, sh := range shapes {
-			z, labels := randomBatch(rng, sh.n, sh.d, sh.classes)
-			if sh.pull > 0 {
-				clustered(rng, z, labels, sh.d, sh.pull)
-			}
-			z32 := to32(z)
+			z, z32, labels := pulledBatch(rng, sh.n, sh.d, sh.classes, sh.pull)
 			for _, p := range []Params{
 				{Loss: SupCon, Temperature: sh.tau},
 				{Loss: SupCon, Temperature: sh.tau, BaseTemperature: 0.07},
@@ -268,30 +264,8 @@ func TestCUDAForwardOnlyAndRepeat(t *testing.T) {
 
 func TestCUDARejectsBadInput(t *testing.T) {
 	e := openTestCUDA(t, PrecisionAuto)
+	checkRejects(t, e)
 	p := Params{Loss: SINCERE, Temperature: 0.1}
-	z := []float32{1, 0, 0, 1, 1, 0}
-	cases := []struct {
-		name   string
-		z      []float32
-		n, d   int
-		labels []int
-		grad   []float32
-		want   error
-	}{
-		{"no positives", z, 3, 2, []int{1, 2, 3}, nil, ErrNoAnchors},
-		{"one row", z[:2], 1, 2, []int{1}, nil, ErrNoAnchors},
-		{"label count", z, 3, 2, []int{1, 1}, nil, nil},
-		{"NaN", []float32{1, float32(nan()), 0, 1, 1, 0}, 3, 2, []int{1, 1, 2}, nil, nil},
-		{"grad size", z, 3, 2, []int{1, 1, 2}, make([]float32, 5), nil},
-	}
-	for _, c := range cases {
-		_, err := e.Compute(p, c.z, c.n, c.d, c.labels, c.grad)
-		if err == nil {
-			t.Errorf("%s: accepted", c.name)
-		} else if c.want != nil && !errors.Is(err, c.want) {
-			t.Errorf("%s: %v, want %v", c.name, err, c.want)
-		}
-	}
 	if _, err := openCUDA(CUDAOptions{Precision: "fp8"}); err == nil {
 		t.Error("precision fp8 accepted")
 	}

@@ -637,6 +637,13 @@ extern "C" __global__ void gather_rows(const float* __restrict__ z, const int* _
 }
 EMU_REGISTER(gather_rows)
 
+// warpSum adds v over the 32 lanes of a warp; every lane gets the sum.
+__device__ __forceinline__ double warpSum(double v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(sincere::FULL, v, off);
+  return v;
+}
+
 // l2_normalize sets each row of y (rows x cols) to the row of x over its norm
 // (floored at 1e-12, as F.normalize) and saves the norms. One warp per row.
 extern "C" __global__ void l2_normalize(const float* __restrict__ x, int rows, int cols, float* __restrict__ y,
@@ -646,9 +653,7 @@ extern "C" __global__ void l2_normalize(const float* __restrict__ x, int rows, i
   const float* xr = x + (size_t)row * cols;
   double ss = 0;
   for (int k = lane; k < cols; k += 32) ss += (double)xr[k] * xr[k];
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(sincere::FULL, ss, off);
-  const double norm = fmax(sqrt(ss), 1e-12);
+  const double norm = fmax(sqrt(warpSum(ss)), 1e-12);
   const double inv = 1.0 / norm;
   for (int k = lane; k < cols; k += 32) y[(size_t)row * cols + k] = (float)(xr[k] * inv);
   if (lane == 0) norms[row] = (float)norm;
@@ -664,8 +669,7 @@ extern "C" __global__ void l2_normalize_backward(const float* __restrict__ y, co
   const float *yr = y + (size_t)row * cols, *gr = dy + (size_t)row * cols;
   double dot = 0;
   for (int k = lane; k < cols; k += 32) dot += (double)yr[k] * gr[k];
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(sincere::FULL, dot, off);
+  dot = warpSum(dot);
   const double inv = 1.0 / (double)norms[row];
   for (int k = lane; k < cols; k += 32) dx[(size_t)row * cols + k] = (float)((gr[k] - yr[k] * dot) * inv);
 }
