@@ -9,6 +9,7 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/numcheck"
 	"github.com/sincere-ml/sincere/internal/oracle"
 )
 
@@ -21,33 +22,12 @@ func cpu(t *testing.T) kernels.Device {
 	return d
 }
 
-func to64(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
-}
-
 func randVec(rng *rand.Rand, n int, lo, hi float64) []float32 {
 	v := make([]float32, n)
 	for i := range v {
 		v[i] = float32(lo + (hi-lo)*rng.Float64())
 	}
 	return v
-}
-
-func relL2(got []float32, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		d := float64(got[i]) - want[i]
-		num += d * d
-		den += want[i] * want[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }
 
 // graphOf builds the gorgonia graph of one of this package's layers on x,
@@ -57,7 +37,7 @@ func relL2(got []float32, want []float64) float64 {
 func graphOf(t *testing.T, dev kernels.Device, l Layer, x *G.Node, vars map[*Param]*G.Node) *G.Node {
 	t.Helper()
 	v := func(p *Param) *G.Node {
-		n := oracle.Var(x.Graph(), p.Name, to64(download(dev, p.W)), p.Shape...)
+		n := oracle.Var(x.Graph(), p.Name, numcheck.Float64s(download(dev, p.W)), p.Shape...)
 		vars[p] = n
 		return n
 	}
@@ -191,10 +171,10 @@ func TestLayersMatchGorgoniaAndFiniteDifferences(t *testing.T) {
 
 		// gorgonia on the same weights and input.
 		g := G.NewGraph()
-		xn := oracle.Var(g, "x", to64(xv), c.shape...)
+		xn := oracle.Var(g, "x", numcheck.Float64s(xv), c.shape...)
 		vars := map[*Param]*G.Node{}
 		yn := fromGraph(graphOf(t, dev, l, toGraph(xn), vars))
-		cost, err := oracle.Dot(yn, to64(r))
+		cost, err := oracle.Dot(yn, numcheck.Float64s(r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,11 +196,11 @@ func TestLayersMatchGorgoniaAndFiniteDifferences(t *testing.T) {
 		if math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
 			t.Errorf("%s: forward sum(r*y) = %v, gorgonia %v", c.name, got, want)
 		}
-		if e := relL2(dx, grads[0]); e > 1e-4 {
+		if e := numcheck.RelL2(dx, grads[0]); e > 1e-4 {
 			t.Errorf("%s: dL/dx differs from gorgonia by %.2g", c.name, e)
 		}
 		for i, p := range params {
-			if e := relL2(download(dev, p.G), grads[i+1]); e > 1e-4 {
+			if e := numcheck.RelL2(download(dev, p.G), grads[i+1]); e > 1e-4 {
 				t.Errorf("%s: dL/d%s differs from gorgonia by %.2g", c.name, p.Name, e)
 			}
 		}
@@ -304,7 +284,7 @@ func TestNetworkGradientsMatchGorgonia(t *testing.T) {
 		m.Backward(Tensor{dz, z.Shape})
 
 		g := G.NewGraph()
-		xn := oracle.Var(g, "x", to64(xv), x.Shape...)
+		xn := oracle.Var(g, "x", numcheck.Float64s(xv), x.Shape...)
 		vars := map[*Param]*G.Node{}
 		zn := graphOf(t, dev, m.HeadNet, graphOf(t, dev, m.Encoder, toGraph(xn), vars), vars)
 		cost, err := oracle.ContrastiveLoss(zn, labels, p.Loss.String(), p.Temperature)
@@ -326,7 +306,7 @@ func TestNetworkGradientsMatchGorgonia(t *testing.T) {
 		}
 		var worst float64
 		for i, q := range params {
-			e := relL2(download(dev, q.G), grads[i])
+			e := numcheck.RelL2(download(dev, q.G), grads[i])
 			worst = max(worst, e)
 			if e > 1e-3 {
 				t.Errorf("%s: dL/d%s differs from gorgonia by %.2g", name, q.Name, e)

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 func devices(t *testing.T) map[string]*CPUDevice {
@@ -77,7 +79,7 @@ func TestConv2DForwardAndBackward(t *testing.T) {
 			y := make(HostBuffer, ny)
 			d.Conv2D(g, HostBuffer(x), HostBuffer(w), y)
 			want := naiveConv(g, x, w)
-			if e := relL2([]float32(y), want); e > 1e-6 {
+			if e := numcheck.RelL2([]float32(y), want); e > 1e-6 {
 				t.Fatalf("%s %+v: forward rel err %.2g", name, g, e)
 			}
 			// Backward: L = sum r . y, so dL/dx and dL/dw are checked against
@@ -88,7 +90,7 @@ func TestConv2DForwardAndBackward(t *testing.T) {
 			dw[0] = 1 // accumulated into
 			d.Conv2DBackward(g, HostBuffer(x), HostBuffer(w), HostBuffer(r), dx, dw)
 			dw[0]--
-			r64 := to64(r)
+			r64 := numcheck.Float64s(r)
 			for _, probe := range []struct {
 				v    []float32
 				grad []float32
@@ -165,7 +167,7 @@ func TestBatchNorm(t *testing.T) {
 			}
 		}
 		r := randomVec(rng, len(x), -1, 1)
-		if got, want := dot32(y, to64(r)), bnLoss(rows, c, x, gamma, beta, r, 1e-5); math.Abs(got-want) > 1e-3 {
+		if got, want := dot32(y, numcheck.Float64s(r)), bnLoss(rows, c, x, gamma, beta, r, 1e-5); math.Abs(got-want) > 1e-3 {
 			t.Fatalf("%s: forward %v want %v", name, got, want)
 		}
 		dx, dg, db := make(HostBuffer, len(x)), make(HostBuffer, c), make(HostBuffer, c)
@@ -218,7 +220,7 @@ func TestL2NormalizeAndCrossEntropy(t *testing.T) {
 			}
 			return L
 		}
-		if math.Abs(dot32(y, to64(r))-loss()) > 1e-5 {
+		if math.Abs(dot32(y, numcheck.Float64s(r))-loss()) > 1e-5 {
 			t.Fatalf("%s: L2 forward", name)
 		}
 		dx := make(HostBuffer, len(x))

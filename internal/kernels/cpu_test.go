@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // Tolerances of DESIGN section 2 for the CPU engines.
@@ -44,14 +46,6 @@ func to32(v []float64) []float32 {
 	return out
 }
 
-func to64(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
-}
-
 // worst tracks the largest errors a test saw, for its log.
 type worst struct{ loss, grad float64 }
 
@@ -70,7 +64,7 @@ func TestCPUMatchesGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s %s/%s: %v", name, c.Note, c.Loss, err)
 			}
-			le, ge := relErr(res.Loss, c.ExpectedLoss), relL2(grad, c.ExpectedGrad)
+			le, ge := numcheck.RelErr(res.Loss, c.ExpectedLoss), numcheck.RelL2(grad, c.ExpectedGrad)
 			w.add(le, ge)
 			if le > lossTol || ge > gradTol {
 				t.Errorf("%s %s/%s: loss %.9g want %.9g (rel %.2g), grad rel L2 %.2g",
@@ -182,7 +176,7 @@ func TestCPUMatchesReference(t *testing.T) {
 				if res.Anchors != wantA {
 					t.Errorf("%s %v n=%d: %d anchors, want %d", name, l, sh.n, res.Anchors, wantA)
 				}
-				le, ge := relErr(res.Loss, want), relL2(grad, wantGrad)
+				le, ge := numcheck.RelErr(res.Loss, want), numcheck.RelL2(grad, wantGrad)
 				tol := gradTol
 				if sh.pull > 0 && l == SupCon {
 					// In tight clusters SupCon's positive terms are

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // These tests run the CUDA engine: on a GPU in a gpu build (the test binary
@@ -115,7 +117,7 @@ func TestCUDAMatchesReference(t *testing.T) {
 				if res.Anchors != wantA {
 					t.Errorf("%s %v n=%d: %d anchors, want %d", prec, p.Loss, sh.n, res.Anchors, wantA)
 				}
-				le, ge := lossErr(res.Loss, want), relL2(grad, wantGrad)
+				le, ge := lossErr(res.Loss, want), numcheck.RelL2(grad, wantGrad)
 				lt, gt := lossTolP, gradTolP
 				switch {
 				case sh.pull > 0 && prec == PrecisionTF32:
@@ -205,10 +207,10 @@ func TestCUDAMatchesCPU(t *testing.T) {
 							t.Fatalf("%s %v n=%d d=%d: %v", prec, p.Loss, n, d, err)
 						}
 						lossTolP, gradTolP := cudaTolerances(prec)
-						lc, gc := lossErr(res.Loss, cres.Loss), relL2(g, to64(cg))
+						lc, gc := lossErr(res.Loss, cres.Loss), numcheck.RelL2(g, numcheck.Float64s(cg))
 						lr, gr := math.NaN(), math.NaN()
 						if withRef {
-							lr, gr = lossErr(res.Loss, ref), relL2(g, refGrad)
+							lr, gr = lossErr(res.Loss, ref), numcheck.RelL2(g, refGrad)
 						}
 						fmt.Fprintf(&table, "%-7s %-15v %6d %4d %5g %12.2e %12.2e %12.2e %12.2e\n", prec, p.Loss, n, d, tau, lc, gc, lr, gr)
 						// The CPU engine is within 1e-5 / 1e-4 of the
@@ -301,10 +303,10 @@ func TestCUDAL2Normalize(t *testing.T) {
 		}
 		wy, wn := make(HostBuffer, rows*cols), make(HostBuffer, rows)
 		cpu.L2Normalize(rows, cols, HostBuffer(x), wy, wn)
-		if ge := relL2(y, to64(wy)); ge > 1e-6 || math.IsNaN(ge) {
+		if ge := numcheck.RelL2(y, numcheck.Float64s(wy)); ge > 1e-6 || math.IsNaN(ge) {
 			t.Errorf("%dx%d: forward rel L2 %.2g", rows, cols, ge)
 		}
-		if ne := relL2(norms, to64(wn)); ne > 1e-6 || math.IsNaN(ne) {
+		if ne := numcheck.RelL2(norms, numcheck.Float64s(wn)); ne > 1e-6 || math.IsNaN(ne) {
 			t.Errorf("%dx%d: norms rel L2 %.2g", rows, cols, ne)
 		}
 		dx := poisoned(rows * cols)
@@ -313,7 +315,7 @@ func TestCUDAL2Normalize(t *testing.T) {
 		}
 		wdx := make(HostBuffer, rows*cols)
 		cpu.L2NormalizeBackward(rows, cols, wy, wn, HostBuffer(dy), wdx)
-		if ge := relL2(dx, to64(wdx)); ge > 1e-5 || math.IsNaN(ge) {
+		if ge := numcheck.RelL2(dx, numcheck.Float64s(wdx)); ge > 1e-5 || math.IsNaN(ge) {
 			t.Errorf("%dx%d: backward rel L2 %.2g", rows, cols, ge)
 		}
 	}

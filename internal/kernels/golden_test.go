@@ -2,10 +2,11 @@ package kernels
 
 import (
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // goldenCase is one entry of ../shared/golden/losses.json.
@@ -52,38 +53,16 @@ func (c goldenCase) params(t *testing.T) Params {
 	return Params{Loss: l, Temperature: c.Temperature, Epsilon: c.Epsilon}
 }
 
-// relErr returns |got - want| / |want|, or |got| when want is zero.
-func relErr(got, want float64) float64 {
-	if want == 0 {
-		return math.Abs(got)
-	}
-	return math.Abs(got-want) / math.Abs(want)
-}
-
-// relL2 returns ||got - want|| / ||want||, or ||got|| when want is zero.
-func relL2[F float32 | float64](got []F, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		diff := float64(got[i]) - want[i]
-		num += diff * diff
-		den += want[i] * want[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
 func TestReferenceMatchesGolden(t *testing.T) {
 	for _, c := range loadGolden(t) {
 		loss, grad, _, err := Reference(c.params(t), c.Embeddings, c.N, c.D, c.Labels)
 		if err != nil {
 			t.Fatalf("%s/%s: %v", c.Note, c.Loss, err)
 		}
-		if e := relErr(loss, c.ExpectedLoss); e > 1e-12 {
+		if e := numcheck.RelErr(loss, c.ExpectedLoss); e > 1e-12 {
 			t.Errorf("%s/%s: loss %.15g, want %.15g (rel err %.2g)", c.Note, c.Loss, loss, c.ExpectedLoss, e)
 		}
-		if e := relL2(grad, c.ExpectedGrad); e > 1e-12 {
+		if e := numcheck.RelL2(grad, c.ExpectedGrad); e > 1e-12 {
 			t.Errorf("%s/%s: gradient rel L2 error %.2g", c.Note, c.Loss, e)
 		}
 	}

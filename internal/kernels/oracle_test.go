@@ -7,6 +7,7 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	"github.com/sincere-ml/sincere/internal/numcheck"
 	"github.com/sincere-ml/sincere/internal/oracle"
 )
 
@@ -44,12 +45,12 @@ func TestCPUMatchesGorgoniaAutodiff(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if le, ge := relErr(res.Loss, want), relL2(grad, wantGrad); le > lossTol || ge > gradTol {
+			if le, ge := numcheck.RelErr(res.Loss, want), numcheck.RelL2(grad, wantGrad); le > lossTol || ge > gradTol {
 				t.Errorf("%v n=%d: loss %.9g, gorgonia %.9g (rel %.2g); grad rel L2 %.2g", l, n, res.Loss, want, le, ge)
 			}
 			// The two float64 oracles agree to rounding.
 			ref, refGrad, _, _ := Reference(p, z, n, d, labels)
-			if le, ge := relErr(ref, want), relL2(refGrad, wantGrad); le > 1e-12 || ge > 1e-10 {
+			if le, ge := numcheck.RelErr(ref, want), numcheck.RelL2(refGrad, wantGrad); le > 1e-12 || ge > 1e-10 {
 				t.Errorf("%v n=%d: Reference and gorgonia differ: loss rel %.2g, grad rel L2 %.2g", l, n, le, ge)
 			}
 		}
@@ -103,7 +104,7 @@ func TestSupConBaseTemperature(t *testing.T) {
 		t.Fatal(err)
 	}
 	unscaled, _, _, _ := Reference(Params{Loss: SupCon, Temperature: 0.1}, z, 90, 16, labels)
-	if relErr(want, unscaled*0.1/0.07) > 1e-12 {
+	if numcheck.RelErr(want, unscaled*0.1/0.07) > 1e-12 {
 		t.Fatalf("reference: base temperature scales the loss by %g, want tau/b", want/unscaled)
 	}
 	grad := make([]float32, 90*16)
@@ -111,7 +112,7 @@ func TestSupConBaseTemperature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if le, ge := relErr(res.Loss, want), relL2(grad, wantGrad); le > lossTol || ge > gradTol {
+	if le, ge := numcheck.RelErr(res.Loss, want), numcheck.RelL2(grad, wantGrad); le > lossTol || ge > gradTol {
 		t.Errorf("loss rel %.2g, grad rel L2 %.2g", le, ge)
 	}
 	// SINCERE ignores the base temperature.

@@ -1,0 +1,33 @@
+package numcheck
+
+import (
+	"math"
+	"testing"
+)
+
+func TestRelErrors(t *testing.T) {
+	cases := []struct {
+		name      string
+		got, want float64
+		rel       float64
+	}{
+		{"exact", 2, 2, 0},
+		{"one percent", 1.01, 1, 0.01},
+		{"negative want", -2.2, -2, 0.1},
+		{"zero want", 0.5, 0, 0.5},
+	}
+	for _, c := range cases {
+		if e := RelErr(c.got, c.want); math.Abs(e-c.rel) > 1e-12 {
+			t.Errorf("%s: RelErr(%v, %v) = %v, want %v", c.name, c.got, c.want, e, c.rel)
+		}
+	}
+	if e := RelL2([]float32{3, 4}, []float64{0, 0}); e != 5 {
+		t.Errorf("RelL2 against zeros = %v, want the norm 5", e)
+	}
+	if e := RelL2([]float64{3, 5, 99}, []float64{3, 4}); math.Abs(e-0.2) > 1e-12 {
+		t.Errorf("RelL2 = %v, want 1/5 (extra values of got ignored)", e)
+	}
+	if w := Float64s([]float32{1.5, -2}); len(w) != 2 || w[0] != 1.5 || w[1] != -2 {
+		t.Errorf("Float64s = %v", w)
+	}
+}
