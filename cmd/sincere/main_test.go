@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sincere-ml/sincere/internal/npyfile"
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // sincere runs the command line in-process and returns its exit status,
@@ -72,13 +73,7 @@ func TestLossCommandMatchesGolden(t *testing.T) {
 		if n != out.N || d != out.D || len(want) != n*d || out.Device != "cpu" || out.Anchors < 1 {
 			t.Fatalf("%s: output %+v, gradient %d x %d, expected %d values", c.Loss, out, n, d, len(want))
 		}
-		le := math.Abs(out.Loss-c.ExpectedLoss) / math.Abs(c.ExpectedLoss)
-		var num, den float64
-		for i := range want {
-			num += (float64(got[i]) - want[i]) * (float64(got[i]) - want[i])
-			den += want[i] * want[i]
-		}
-		ge := math.Sqrt(num / den)
+		le, ge := numcheck.RelErr(out.Loss, c.ExpectedLoss), numcheck.RelL2(got, want)
 		worstLoss, worstGrad = max(worstLoss, le), max(worstGrad, ge)
 		if le > 1e-5 || ge > 1e-4 {
 			t.Errorf("%s %s (N=%d): loss %.9g want %.9g (rel %.2g), grad rel L2 %.2g", c.Loss, c.Embeddings, n, out.Loss, c.ExpectedLoss, le, ge)
