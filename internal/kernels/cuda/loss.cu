@@ -596,26 +596,20 @@ __device__ void backwardRows(const float* __restrict__ z, const int* __restrict_
 #define EMU_REGISTER(NAME)
 #endif
 
-SINCERE_FORWARD(forward_fp32, sincere::FP32)
-SINCERE_POSITIVES(positives_fp32, sincere::FP32)
-SINCERE_BACKWARD(backward_fp32_d32, sincere::FP32, 1)
-SINCERE_BACKWARD(backward_fp32_d64, sincere::FP32, 2)
-SINCERE_BACKWARD(backward_fp32_d128, sincere::FP32, 4)
-SINCERE_BACKWARD(backward_fp32_d256, sincere::FP32, 8)
+// SINCERE_PRECISION defines one precision's kernels: forward_NAME,
+// positives_NAME and backward_NAME_d{32,64,128,256}.
+#define SINCERE_PRECISION(NAME, P)                      \
+  SINCERE_FORWARD(forward_##NAME, P)                    \
+  SINCERE_POSITIVES(positives_##NAME, P)                \
+  SINCERE_BACKWARD(backward_##NAME##_d32, P, 1)         \
+  SINCERE_BACKWARD(backward_##NAME##_d64, P, 2)         \
+  SINCERE_BACKWARD(backward_##NAME##_d128, P, 4)        \
+  SINCERE_BACKWARD(backward_##NAME##_d256, P, 8)
 
+SINCERE_PRECISION(fp32, sincere::FP32)
 #if SINCERE_TC
-SINCERE_FORWARD(forward_tf32, sincere::TF32)
-SINCERE_POSITIVES(positives_tf32, sincere::TF32)
-SINCERE_BACKWARD(backward_tf32_d32, sincere::TF32, 1)
-SINCERE_BACKWARD(backward_tf32_d64, sincere::TF32, 2)
-SINCERE_BACKWARD(backward_tf32_d128, sincere::TF32, 4)
-SINCERE_BACKWARD(backward_tf32_d256, sincere::TF32, 8)
-SINCERE_FORWARD(forward_tf32x3, sincere::TF32X3)
-SINCERE_POSITIVES(positives_tf32x3, sincere::TF32X3)
-SINCERE_BACKWARD(backward_tf32x3_d32, sincere::TF32X3, 1)
-SINCERE_BACKWARD(backward_tf32x3_d64, sincere::TF32X3, 2)
-SINCERE_BACKWARD(backward_tf32x3_d128, sincere::TF32X3, 4)
-SINCERE_BACKWARD(backward_tf32x3_d256, sincere::TF32X3, 8)
+SINCERE_PRECISION(tf32, sincere::TF32)
+SINCERE_PRECISION(tf32x3, sincere::TF32X3)
 #endif
 
 // gather_rows sets zs (np x dp) to the rows of z (n x d) in the order given,
