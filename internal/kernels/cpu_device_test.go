@@ -97,13 +97,8 @@ func TestConv2DForwardAndBackward(t *testing.T) {
 			}{{x, dx}, {w, dw}} {
 				for range 6 {
 					i := rng.IntN(len(probe.v))
-					old := probe.v[i]
-					probe.v[i] = old + 0.5
-					up := dot32to64(naiveConv(g, x, w), r64)
-					probe.v[i] = old - 0.5
-					down := dot32to64(naiveConv(g, x, w), r64)
-					probe.v[i] = old
-					fd := (up - down) // linear in each input: exact with step 0.5 each way
+					// Linear in each input: exact with step 0.5 each way.
+					fd := numcheck.CentralDiff(probe.v, i, 0.5, func() float64 { return dot32to64(naiveConv(g, x, w), r64) })
 					if math.Abs(fd-float64(probe.grad[i])) > 1e-4*(1+math.Abs(fd)) {
 						t.Fatalf("%s %+v: gradient %v, finite difference %v", name, g, probe.grad[i], fd)
 					}
@@ -177,14 +172,7 @@ func TestBatchNorm(t *testing.T) {
 		}{{x, dx}, {gamma, dg}, {beta, db}} {
 			for range 5 {
 				i := rng.IntN(len(probe.v))
-				old := probe.v[i]
-				h := float32(1e-3)
-				probe.v[i] = old + h
-				up := bnLoss(rows, c, x, gamma, beta, r, 1e-5)
-				probe.v[i] = old - h
-				down := bnLoss(rows, c, x, gamma, beta, r, 1e-5)
-				probe.v[i] = old
-				fd := (up - down) / (2 * float64(h))
+				fd := numcheck.CentralDiff(probe.v, i, 1e-3, func() float64 { return bnLoss(rows, c, x, gamma, beta, r, 1e-5) })
 				if math.Abs(fd-float64(probe.g[i])) > 2e-3*(1+math.Abs(fd)) {
 					t.Fatalf("%s: gradient %v, finite difference %v", name, probe.g[i], fd)
 				}
@@ -226,13 +214,7 @@ func TestL2NormalizeAndCrossEntropy(t *testing.T) {
 		dx := make(HostBuffer, len(x))
 		d.L2NormalizeBackward(rows, cols, y, norms, HostBuffer(r), dx)
 		for i := range x {
-			old := x[i]
-			x[i] = old + 1e-3
-			up := loss()
-			x[i] = old - 1e-3
-			down := loss()
-			x[i] = old
-			if fd := (up - down) / 2e-3; math.Abs(fd-float64(dx[i])) > 1e-3*(1+math.Abs(fd)) {
+			if fd := numcheck.CentralDiff(x, i, 1e-3, loss); math.Abs(fd-float64(dx[i])) > 1e-3*(1+math.Abs(fd)) {
 				t.Fatalf("%s: L2 gradient %v, finite difference %v", name, dx[i], fd)
 			}
 		}
@@ -256,13 +238,7 @@ func TestL2NormalizeAndCrossEntropy(t *testing.T) {
 			t.Fatalf("%s: cross entropy %v want %v", name, ce, ceOf())
 		}
 		for i := range logits {
-			old := logits[i]
-			logits[i] = old + 1e-3
-			up := ceOf()
-			logits[i] = old - 1e-3
-			down := ceOf()
-			logits[i] = old
-			if fd := (up - down) / 2e-3; math.Abs(fd-float64(dl[i])) > 1e-4 {
+			if fd := numcheck.CentralDiff(logits, i, 1e-3, ceOf); math.Abs(fd-float64(dl[i])) > 1e-4 {
 				t.Fatalf("%s: CE gradient %v, finite difference %v", name, dl[i], fd)
 			}
 		}

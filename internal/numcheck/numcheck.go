@@ -35,3 +35,16 @@ func Float64s(v []float32) []float64 {
 	}
 	return out
 }
+
+// CentralDiff returns the central finite difference (f(v_i + h) -
+// f(v_i - h)) / 2h of f in the value v[i], which it restores afterwards.
+// f reads v.
+func CentralDiff(v []float32, i int, h float64, f func() float64) float64 {
+	old := v[i]
+	v[i] = old + float32(h)
+	up := f()
+	v[i] = old - float32(h)
+	down := f()
+	v[i] = old
+	return (up - down) / (2 * h)
+}

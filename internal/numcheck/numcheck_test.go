@@ -31,3 +31,15 @@ func TestRelErrors(t *testing.T) {
 		t.Errorf("Float64s = %v", w)
 	}
 }
+
+func TestCentralDiff(t *testing.T) {
+	v := []float32{1, 2, 3}
+	cube := func() float64 { x := float64(v[1]); return x * x * x }
+	// d/dx x^3 = 3 x^2 = 12 at 2; the central difference is off by h^2 = 1/4096.
+	if fd := CentralDiff(v, 1, 1.0/64, cube); math.Abs(fd-12-1.0/4096) > 1e-9 {
+		t.Errorf("CentralDiff = %v, want %v", fd, 12+1.0/4096)
+	}
+	if v[0] != 1 || v[1] != 2 || v[2] != 3 {
+		t.Errorf("v not restored: %v", v)
+	}
+}
