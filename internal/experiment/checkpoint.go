@@ -44,27 +44,39 @@ type Checkpoint struct {
 	MetricsBytes int64
 }
 
-// save writes the checkpoint atomically.
-func (c *Checkpoint) save(path string) error {
+// writeGob writes v to path as gob, atomically.
+func writeGob(path string, v any) error {
 	return atomicfile.WriteFunc(path, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
-		if err := gob.NewEncoder(bw).Encode(c); err != nil {
+		if err := gob.NewEncoder(bw).Encode(v); err != nil {
 			return err
 		}
 		return bw.Flush()
 	})
 }
 
-// loadCheckpoint reads a checkpoint file.
-func loadCheckpoint(path string) (*Checkpoint, error) {
+// readGob decodes the gob file path into v; what names the kind of file in
+// the error for a corrupt one.
+func readGob(path, what string, v any) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
+	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(v); err != nil {
+		return fmt.Errorf("%s: corrupt %s: %v", path, what, err)
+	}
+	return nil
+}
+
+// save writes the checkpoint atomically.
+func (c *Checkpoint) save(path string) error { return writeGob(path, c) }
+
+// loadCheckpoint reads a checkpoint file.
+func loadCheckpoint(path string) (*Checkpoint, error) {
 	var c Checkpoint
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: corrupt checkpoint: %v", path, err)
+	if err := readGob(path, "checkpoint", &c); err != nil {
+		return nil, err
 	}
 	if c.Format != checkpointFormat {
 		return nil, fmt.Errorf("%s: checkpoint format %d, this sincere reads %d", path, c.Format, checkpointFormat)
@@ -89,26 +101,13 @@ type Trained struct {
 }
 
 // save writes the model file atomically.
-func (t *Trained) save(path string) error {
-	return atomicfile.WriteFunc(path, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<20)
-		if err := gob.NewEncoder(bw).Encode(t); err != nil {
-			return err
-		}
-		return bw.Flush()
-	})
-}
+func (t *Trained) save(path string) error { return writeGob(path, t) }
 
 // LoadTrained reads a run's model file.
 func LoadTrained(path string) (*Trained, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	var t Trained
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&t); err != nil {
-		return nil, fmt.Errorf("%s: corrupt model file: %v", path, err)
+	if err := readGob(path, "model file", &t); err != nil {
+		return nil, err
 	}
 	if t.Format != checkpointFormat {
 		return nil, fmt.Errorf("%s: model format %d, this sincere reads %d", path, t.Format, checkpointFormat)

@@ -1,10 +1,8 @@
 package experiment
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/gob"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -190,22 +188,14 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 	if err := atomicfile.Write(filepath.Join(dir, ProbeFile), append(b, '\n')); err != nil {
 		return nil, nil, err
 	}
-	err = atomicfile.WriteFunc(filepath.Join(dir, OutcomesFile), func(w io.Writer) error {
-		return gob.NewEncoder(w).Encode(outcomes)
-	})
-	return report, outcomes, err
+	return report, outcomes, writeGob(filepath.Join(dir, OutcomesFile), outcomes)
 }
 
 // LoadOutcomes reads a probed run's per-example outcomes.
 func LoadOutcomes(dir string) ([]Outcomes, error) {
-	f, err := os.Open(filepath.Join(dir, OutcomesFile))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	var o []Outcomes
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&o); err != nil {
-		return nil, fmt.Errorf("%s: corrupt probe outcomes: %v", f.Name(), err)
+	if err := readGob(filepath.Join(dir, OutcomesFile), "probe outcomes", &o); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
