@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sincere-ml/sincere/internal/npyfile"
@@ -257,16 +259,47 @@ func TestBenchLossSmall(t *testing.T) {
 	}
 }
 
-// TestExitStatus runs the built binary, to see the status the shell sees.
-func TestExitStatus(t *testing.T) {
+// built is the sincere binary the tests that run a real process share:
+// built once per test run, removed by TestMain.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// sincereBinary returns the path of the built binary, building it the first
+// time; -short skips the tests that need it.
+func sincereBinary(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "sincere")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "sincere-test-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "sincere")
+		if out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	cmd := exec.Command(bin, "loss", "--loss", "nope", "--temperature", "1", "--embeddings", "x", "--labels", "y")
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// TestExitStatus runs the built binary, to see the status the shell sees.
+func TestExitStatus(t *testing.T) {
+	cmd := exec.Command(sincereBinary(t), "loss", "--loss", "nope", "--temperature", "1", "--embeddings", "x", "--labels", "y")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()

@@ -75,13 +75,7 @@ func TestPretrainConfigErrors(t *testing.T) {
 // SIGKILL mid-epoch (which leaves the last periodic checkpoint) and
 // resumed. All three end with the same model file.
 func TestKillAndResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and trains three times")
-	}
-	bin := filepath.Join(t.TempDir(), "sincere")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := sincereBinary(t)
 	run := func(out string, extra ...string) *exec.Cmd {
 		c := exec.Command(bin, append(tinyArgs(out, "--set", "train.epochs=3"), extra...)...)
 		c.Stderr = &bytes.Buffer{}
