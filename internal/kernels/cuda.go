@@ -59,10 +59,20 @@ type CUDA struct {
 	u2, p0, p1, p2         []float32
 	// One-value buffers of their own: cgo refuses pointers into memory that
 	// holds Go pointers, as this struct does.
-	flag64                  []uint64 // the gather kernel's first bad input
-	flag32                  []int32  // the backward kernel's bad-output flag
-	bufs                    map[string]*devBuf
-	inputBytes, outputBytes int64
+	flag64 []uint64 // the gather kernel's first bad input
+	flag32 []int32  // the backward kernel's bad-output flag
+	bufs   map[string]*devBuf
+}
+
+// ioBuffer reports whether a device buffer holds a call's inputs (Z, the
+// sorted order, the sorted labels) or its output (the gradient): what
+// CUDAProfile.ScratchBytes leaves out.
+func ioBuffer(name string) bool {
+	switch name {
+	case "z", "order", "labels", "grad":
+		return true
+	}
+	return false
 }
 
 // devBuf is a device allocation that grows as needed.
@@ -385,16 +395,12 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 			return Result{}, err
 		}
 	}
-	c.inputBytes = int64(n*d*4 + n*4 + np*4) // z, order, labels
-	c.outputBytes = 0
-	if grad != nil {
-		c.outputBytes = int64(n * d * 4)
+	c.prof.ScratchBytes = 0
+	for name, b := range c.bufs {
+		if !ioBuffer(name) {
+			c.prof.ScratchBytes += int64(b.bytes)
+		}
 	}
-	var held int64
-	for _, b := range c.bufs {
-		held += int64(b.bytes)
-	}
-	c.prof.ScratchBytes = held - c.inputBytes - c.outputBytes
 	return res, nil
 }
 

@@ -30,9 +30,6 @@ const CUDASupport = true
 
 // openCUDA returns a CUDA engine on device 0.
 func openCUDA(opt CUDAOptions) (Engine, error) {
-	if err := opt.Validate(); err != nil {
-		return nil, err
-	}
 	drv, err := newCUDriver(0)
 	if err != nil {
 		return nil, err
