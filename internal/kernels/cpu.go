@@ -39,10 +39,10 @@ type CPU struct {
 // rowStats holds the per-row statistics of one call, indexed by sorted row.
 type rowStats struct {
 	label               []int32   // dense class, -1 for padding
-	negMax, posMax      []float32 // running maxima of the online log-sum-exp
+	negMax, posMax      []float32 // running maxima of the online log-sum-exp (base 2 in the CUDA engine)
 	negSum, posSum      []float64 // running sums, relative to the maxima
 	spSum, qSum         []float64 // sweep 2: sum softplus, sum sigmoid
-	sumPos              []float64 // SupCon: sum of s_ip over positives
+	sumPos              []float64 // SupCon: sum of s_ip over positives (of s_ip log2 e in the CUDA engine)
 	lseNeg, lsePos      []float64 // log-sum-exp over negatives (M_i) and positives
 	u                   []float32 // SINCERE: M_i + eps
 	softmax, expo, coef []float32 // backward: a_i, the exponent shift, c_i (gradientParams)

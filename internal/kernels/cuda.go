@@ -53,10 +53,8 @@ type CUDA struct {
 	prof CUDAProfile
 
 	// host staging
-	order32, lo32, hi32    []int32
-	negMax, posMax         []float32
-	negSum, posSum, posSim []float64
-	u2, p0, p1, p2         []float32
+	order32, lo32, hi32 []int32
+	u2, p0, p1, p2      []float32
 	// One-value buffers of their own: cgo refuses pointers into memory that
 	// holds Go pointers, as this struct does.
 	flag64 []uint64 // the gather kernel's first bad input
@@ -304,21 +302,19 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 			ptr(stat[0]).ptr(stat[1]).ptr(stat[2]).ptr(stat[3]).ptr(stat[4])); err != nil {
 		return Result{}, err
 	}
-	c.negMax, c.posMax = grow(c.negMax, n), grow(c.posMax, n)
-	c.negSum, c.posSum, c.posSim = grow(c.negSum, n), grow(c.posSum, n), grow(c.posSim, n)
-	for _, e := range []error{
-		download(c, c.negMax, "negMax"), download(c, c.negSum, "negSum"),
-		download(c, c.posMax, "posMax"), download(c, c.posSum, "posSum"),
-		download(c, c.posSim, "posSim"),
-	} {
-		if e != nil {
-			return Result{}, e
-		}
+	// The row statistics land in the CPU engine's arrays, in base-2 units
+	// (maxima of t, sums of 2^(t - max), sums of t over the positives).
+	if err := errors.Join(
+		download(c, st.negMax[:n], "negMax"), download(c, st.negSum[:n], "negSum"),
+		download(c, st.posMax[:n], "posMax"), download(c, st.posSum[:n], "posSum"),
+		download(c, st.sumPos[:n], "posSim"),
+	); err != nil {
+		return Result{}, err
 	}
 	for r := range n {
-		st.lseNeg[r] = lse2(c.negMax[r], c.negSum[r])
-		st.lsePos[r] = lse2(c.posMax[r], c.posSum[r])
-		if math.IsNaN(st.lseNeg[r]) || math.IsNaN(st.lsePos[r]) || math.IsNaN(c.posSim[r]) {
+		st.lseNeg[r] = lse2(st.negMax[r], st.negSum[r])
+		st.lsePos[r] = lse2(st.posMax[r], st.posSum[r])
+		if math.IsNaN(st.lseNeg[r]) || math.IsNaN(st.lsePos[r]) || math.IsNaN(st.sumPos[r]) {
 			return Result{}, fmt.Errorf("forward kernel returned NaN statistics for row %d", st.order[r])
 		}
 	}
@@ -327,7 +323,7 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 	if p.Loss == SupCon {
 		for r := range n {
 			if st.positives[r] > 0 {
-				total += logAddExp(st.lseNeg[r], st.lsePos[r]) - c.posSim[r]*math.Ln2/float64(st.positives[r])
+				total += logAddExp(st.lseNeg[r], st.lsePos[r]) - st.sumPos[r]*math.Ln2/float64(st.positives[r])
 			}
 		}
 	} else {
