@@ -327,12 +327,12 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 			}
 		}
 	} else {
-		// Sweep 2: l_ip = softplus(u_i - s_ip) - eps with u_i = M_i + eps.
+		// Sweep 2: l_ip = softplus(u_i - s_ip) - eps with u_i = M_i + eps,
+		// in base 2 (the backward sweep uses the same u2).
 		c.u2 = grow(c.u2, np)
 		for r := range np {
 			c.u2[r] = 0
 			if r < n {
-				st.u[r] = float32(st.lseNeg[r] + eps)
 				c.u2[r] = float32((st.lseNeg[r] + eps) * math.Log2E)
 			}
 		}
@@ -368,10 +368,7 @@ func (c *CUDA) Compute(p Params, z []float32, n, d int, labels []int, grad []flo
 			kargs{}.ptr(zs).ptr(labd).i32(n).i32(dp).f32(scale2).ptr(u2d).ptr(lod).ptr(hid).ptr(spd).ptr(sgd)); err != nil {
 			return Result{}, err
 		}
-		if err := download(c, st.spSum[:n], "spSum"); err != nil {
-			return Result{}, err
-		}
-		if err := download(c, st.qSum[:n], "sgSum"); err != nil {
+		if err := errors.Join(download(c, st.spSum[:n], "spSum"), download(c, st.qSum[:n], "sgSum")); err != nil {
 			return Result{}, err
 		}
 		for r := range n {
@@ -412,7 +409,7 @@ func (c *CUDA) backward(supcon bool, n, d, np, dp, anchors int, scale float64, s
 		if supcon {
 			c.p0[r], c.p1[r], c.p2[r] = st.softmax[r], e2, st.coef[r]
 		} else {
-			c.p0[r], c.p1[r], c.p2[r] = st.coef[r], e2, float32(float64(st.u[r])*math.Log2E)
+			c.p0[r], c.p1[r], c.p2[r] = st.coef[r], e2, c.u2[r]
 		}
 	}
 	var pd [3]devPtr
