@@ -217,14 +217,11 @@ same shape: --set data.dataset=synthetic:3x32x32.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rs []*benchmark.TrainResult
 			for _, p := range cfgPaths {
-				cfg, err := experiment.Load(p, method, append([]string{"train.device=cpu"}, sets...))
+				cfg, m, err := experiment.LoadMethod(p, method, append([]string{"train.device=cpu"}, sets...))
 				if err != nil {
 					return err
 				}
-				o.Method = method
-				if o.Method == "" {
-					o.Method = cfg.Methods[0]
-				}
+				o.Method = m
 				e.logf("bench: %s, %s on %s, batch %d x %d views", p, cfg.Model.Arch, cfg.Data.Dataset, cfg.Train.BatchSize, cfg.Data.Views)
 				r, err := benchmark.RunTrain(cmd.Context(), cfg, o)
 				if err != nil {

@@ -45,12 +45,9 @@ the checkpoint and ends with the same weights as an uninterrupted run.`,
 			if device != "" {
 				sets = append(sets, "train.device="+device)
 			}
-			cfg, err := experiment.Load(cfgPath, method, sets)
+			cfg, method, err := experiment.LoadMethod(cfgPath, method, sets)
 			if err != nil {
 				return err
-			}
-			if method == "" {
-				method = cfg.Methods[0]
 			}
 			if !cmd.Flags().Changed("seed") {
 				seed = cfg.Seeds[0]
@@ -68,7 +65,7 @@ the checkpoint and ends with the same weights as an uninterrupted run.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfgPath, "config", "", "experiment configuration (YAML); see configs/README.md")
-	f.StringVar(&method, "method", "", "supcon, sincere, eps-supinfonce or ce (default: the config's first method)")
+	f.StringVar(&method, "method", "", "supcon, sincere, eps-supinfonce or ce (default: the config's first method, with its overrides)")
 	f.Uint64Var(&seed, "seed", 1, "seed of initialisation, sampling and augmentation (default: the config's first seed)")
 	f.StringVar(&out, "out", "runs", "folder for the run directories")
 	f.StringVar(&device, "device", "", "cpu, cuda or auto (sets train.device)")

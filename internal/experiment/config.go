@@ -224,6 +224,21 @@ func Load(path, method string, sets []string) (Config, error) {
 	return c, nil
 }
 
+// LoadMethod is Load for a run of one method: an empty method means the
+// configuration's first, whose overrides then apply as if it were named. It
+// returns the method.
+func LoadMethod(path, method string, sets []string) (Config, string, error) {
+	if method == "" {
+		c, err := Load(path, "", sets)
+		if err != nil {
+			return Config{}, "", err
+		}
+		method = c.Methods[0]
+	}
+	c, err := Load(path, method, sets)
+	return c, method, err
+}
+
 // listHook lets a list be written as a string, as environment variables
 // must: "1,3" or "[1, 3]" (YAML).
 func listHook(from, to reflect.Type, data any) (any, error) {

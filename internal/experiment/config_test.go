@@ -38,6 +38,14 @@ overrides:
 	if err != nil || c.Train.LR != 0.65 || c.Loss.Temperature != 0.05 || c.Train.Epochs != 2 {
 		t.Fatalf("sincere override: %+v %v", c.Train, err)
 	}
+	// No method named: the first (supcon here, without overrides), and a
+	// first method with overrides gets them.
+	if c, m, err := LoadMethod(p, "", nil); err != nil || m != "supcon" || c.Train.LR != 0.2 {
+		t.Fatalf("default method: %s, lr %v, %v", m, c.Train.LR, err)
+	}
+	if c, m, err := LoadMethod(p, "", []string{"methods=[sincere, supcon]"}); err != nil || m != "sincere" || c.Train.LR != 0.65 {
+		t.Fatalf("default method with overrides: %s, lr %v, %v", m, c.Train.LR, err)
+	}
 	t.Setenv("SINCERE_TRAIN_EPOCHS", "7")
 	t.Setenv("SINCERE_DATA_CLASSES", "1,3")
 	c, err = Load(p, "sincere", []string{"train.lr=0.01", "model.width=0.5", "data.classes=[2, 5]"})
