@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 
 	"github.com/sincere-ml/sincere/internal/dataset"
@@ -252,8 +253,15 @@ func lossCurve(dir string) (report.Curve, error) {
 	return c, sc.Err()
 }
 
+// sameProbeSettings reports whether two probes measure the same way; the
+// data sets they cover are checked separately.
+func sameProbeSettings(a, b ProbeConfig) bool {
+	a.Datasets, b.Datasets = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
 // reuseProbe returns a run's earlier probe when it was made for the same
-// model and covers the configured data sets.
+// model with the same probe settings and covers the configured data sets.
 func reuseProbe(dir string, cfg Config) (*ProbeReport, []Outcomes, error) {
 	b, err := os.ReadFile(filepath.Join(dir, ProbeFile))
 	if err != nil {
@@ -264,7 +272,7 @@ func reuseProbe(dir string, cfg Config) (*ProbeReport, []Outcomes, error) {
 		return nil, nil, err
 	}
 	sum, err := fileSHA256(filepath.Join(dir, ModelFile))
-	if err != nil || sum != p.ModelSHA256 {
+	if err != nil || sum != p.ModelSHA256 || !sameProbeSettings(p.Probe, cfg.Probe) {
 		return nil, nil, fmt.Errorf("stale probe")
 	}
 	o, err := LoadOutcomes(dir)
@@ -272,7 +280,7 @@ func reuseProbe(dir string, cfg Config) (*ProbeReport, []Outcomes, error) {
 		return nil, nil, err
 	}
 	// Keep the configured data sets only (a probe may have added others).
-	want := append([]string{cfg.Data.Dataset}, cfg.Probe.Datasets...)
+	want := probeNames(cfg, nil)
 	var keep []Outcomes
 	for _, ds := range want {
 		i := slices.IndexFunc(o, func(x Outcomes) bool { return x.Dataset == ds })

@@ -3,6 +3,8 @@
 package experiment
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -54,16 +56,16 @@ type Config struct {
 type ProbeConfig struct {
 	// Datasets are transfer sets, each probed on its own train split; the
 	// run's own test split is always evaluated.
-	Datasets []string `yaml:"datasets" mapstructure:"datasets"`
+	Datasets []string `yaml:"datasets" mapstructure:"datasets" json:"datasets"`
 	// TrainSubset cuts each probe's training split to a class-stratified
 	// subset (0: all); for the run's own data set it is the same subset as
 	// data.subset when the two are equal.
-	TrainSubset  int     `yaml:"train_subset" mapstructure:"train_subset"`
-	LinearEpochs int     `yaml:"linear_epochs" mapstructure:"linear_epochs"`
-	LinearLR     float64 `yaml:"linear_lr" mapstructure:"linear_lr"`
-	LinearL2     float64 `yaml:"linear_l2" mapstructure:"linear_l2"`
-	LinearBatch  int     `yaml:"linear_batch" mapstructure:"linear_batch"`
-	Bootstrap    int     `yaml:"bootstrap" mapstructure:"bootstrap"`
+	TrainSubset  int     `yaml:"train_subset" mapstructure:"train_subset" json:"train_subset"`
+	LinearEpochs int     `yaml:"linear_epochs" mapstructure:"linear_epochs" json:"linear_epochs"`
+	LinearLR     float64 `yaml:"linear_lr" mapstructure:"linear_lr" json:"linear_lr"`
+	LinearL2     float64 `yaml:"linear_l2" mapstructure:"linear_l2" json:"linear_l2"`
+	LinearBatch  int     `yaml:"linear_batch" mapstructure:"linear_batch" json:"linear_batch"`
+	Bootstrap    int     `yaml:"bootstrap" mapstructure:"bootstrap" json:"bootstrap"`
 }
 
 // DataConfig selects the training data and how batches are made.
@@ -420,6 +422,33 @@ func checkDatasetName(name string) error {
 // YAML returns the resolved configuration as YAML, the content of a run's
 // config.yaml.
 func (c Config) YAML() ([]byte, error) { return yaml.Marshal(c) }
+
+// runDigest is the SHA-256 of what a run's training depends on: the
+// resolved configuration less its name, its lists of methods and seeds, the
+// other methods' overrides and the probe settings, none of which changes a
+// trained model.
+func (c Config) runDigest() (string, error) {
+	c.Name, c.Methods, c.Seeds, c.Overrides, c.Probe = "", nil, nil, nil, ProbeConfig{}
+	b, err := c.YAML()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// readRunConfig reads a run's config.yaml.
+func readRunConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
 
 // fileExists reports whether path names an existing file.
 func fileExists(path string) bool {

@@ -2,8 +2,6 @@ package experiment
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -262,29 +260,47 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	}
 	dir := RunDir(opt.Out, cfg.Name, opt.Method, opt.Seed)
 	ckptPath := filepath.Join(dir, CheckpointFile)
-	if Finished(dir) {
-		if opt.Resume {
-			rep.Logf("%s: already finished", dir)
-			return dir, nil
-		}
-		return dir, fmt.Errorf("%s already holds a finished run; remove it or choose another --out", dir)
-	}
-	if fileExists(ckptPath) && !opt.Resume {
-		return dir, fmt.Errorf("%s holds an unfinished run; continue it with --resume, or remove it", dir)
-	}
+	cfgPath := filepath.Join(dir, ConfigFile)
 	cfgYAML, err := cfg.YAML()
 	if err != nil {
 		return dir, err
 	}
-	sum := sha256.Sum256(cfgYAML)
-	digest := hex.EncodeToString(sum[:])
+	digest, err := cfg.runDigest()
+	if err != nil {
+		return dir, err
+	}
+	changed := func() error {
+		return fmt.Errorf("%s: the configuration changed since this run was trained (compare with %s); remove the run to train it again", dir, cfgPath)
+	}
+	if Finished(dir) {
+		if !opt.Resume {
+			return dir, fmt.Errorf("%s already holds a finished run; remove it or choose another --out", dir)
+		}
+		old, err := readRunConfig(cfgPath)
+		if err != nil {
+			return dir, err
+		}
+		if d, err := old.runDigest(); err != nil || d != digest {
+			return dir, changed()
+		}
+		// The same training: keep the run, and its config.yaml up to
+		// date with the settings that do not change it (the probe's).
+		if err := atomicfile.Write(cfgPath, cfgYAML); err != nil {
+			return dir, err
+		}
+		rep.Logf("%s: already finished", dir)
+		return dir, nil
+	}
+	if fileExists(ckptPath) && !opt.Resume {
+		return dir, fmt.Errorf("%s holds an unfinished run; continue it with --resume, or remove it", dir)
+	}
 	var ck *Checkpoint
 	if opt.Resume && fileExists(ckptPath) {
 		if ck, err = loadCheckpoint(ckptPath); err != nil {
 			return dir, err
 		}
 		if ck.ConfigDigest != digest {
-			return dir, fmt.Errorf("%s: the configuration changed since the checkpoint (compare with %s)", dir, filepath.Join(dir, ConfigFile))
+			return dir, changed()
 		}
 	}
 	load := opt.loadTrain
@@ -298,7 +314,7 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return dir, err
 	}
-	if err := atomicfile.Write(filepath.Join(dir, ConfigFile), cfgYAML); err != nil {
+	if err := atomicfile.Write(cfgPath, cfgYAML); err != nil {
 		return dir, err
 	}
 	m := t.model

@@ -84,8 +84,22 @@ func TestPretrainLossFallsAndRunDirIsComplete(t *testing.T) {
 			t.Fatalf("%s: model file %+v, %v", method, m, err)
 		}
 		// The finished run is not overwritten; --resume finds it done.
-		if _, err := Pretrain(context.Background(), c, PretrainOptions{Method: method, Seed: 1, Out: filepath.Dir(filepath.Dir(dir))}); err == nil {
+		out := filepath.Dir(filepath.Dir(dir))
+		if _, err := Pretrain(context.Background(), c, PretrainOptions{Method: method, Seed: 1, Out: out}); err == nil {
 			t.Errorf("%s: a second run over a finished one succeeded", method)
+		}
+		// --resume with a change to its training is refused; with a change
+		// that does not touch training (the probe's settings, the seed
+		// list) it keeps the run and records the new settings.
+		if _, err := Pretrain(context.Background(), tinyConfig(t, "train.lr=0.07"), PretrainOptions{Method: method, Seed: 1, Out: out, Resume: true}); err == nil || !strings.Contains(err.Error(), "configuration changed") {
+			t.Errorf("%s: resume of a finished run with another lr: %v", method, err)
+		}
+		c2 := tinyConfig(t, "probe.linear_epochs=3", "seeds=[1, 2]")
+		if _, err := Pretrain(context.Background(), c2, PretrainOptions{Method: method, Seed: 1, Out: out, Resume: true}); err != nil {
+			t.Errorf("%s: resume of a finished run with other probe settings: %v", method, err)
+		}
+		if got, err := readRunConfig(filepath.Join(dir, ConfigFile)); err != nil || got.Probe.LinearEpochs != 3 {
+			t.Errorf("%s: config.yaml after a probe-only change: %+v, %v", method, got.Probe, err)
 		}
 	}
 }

@@ -67,6 +67,8 @@ type ProbeReport struct {
 	Method      string `json:"method"`
 	Seed        uint64 `json:"seed"`
 	ModelSHA256 string `json:"model_sha256"`
+	// Probe is the settings the probe ran with.
+	Probe ProbeConfig `json:"probe"`
 	// MeanCosine is the mean cosine similarity between pairs of the run's
 	// own test embeddings: near 1 when they all point one way.
 	MeanCosine float64       `json:"mean_cosine"`
@@ -157,7 +159,7 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 	if err != nil {
 		return nil, nil, err
 	}
-	report := &ProbeReport{Run: dir, Method: tr.Method, Seed: tr.Seed, ModelSHA256: sum}
+	report := &ProbeReport{Run: dir, Method: tr.Method, Seed: tr.Seed, ModelSHA256: sum, Probe: cfg.Probe}
 	var outcomes []Outcomes
 	for i, s := range sets {
 		if s.train.C != tr.Input[0] || s.train.H != tr.Input[1] || s.train.W != tr.Input[2] {
@@ -200,16 +202,23 @@ func LoadOutcomes(dir string) ([]Outcomes, error) {
 	return o, nil
 }
 
-// probeSets loads the run's own data set (with its class filter) and the
-// transfer sets, each training split cut to probe.train_subset, taking what
-// the cache holds.
-func probeSets(ctx context.Context, cfg Config, extra []string, fetch *dataset.Fetcher, cached setCache) ([]probeSet, error) {
+// probeNames lists the data sets a probe evaluates, each once: the run's
+// own, then probe.datasets, then extra.
+func probeNames(cfg Config, extra []string) []string {
 	names := []string{cfg.Data.Dataset}
 	for _, n := range append(slices.Clone(cfg.Probe.Datasets), extra...) {
 		if !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
+	return names
+}
+
+// probeSets loads the run's own data set (with its class filter) and the
+// transfer sets, each training split cut to probe.train_subset, taking what
+// the cache holds.
+func probeSets(ctx context.Context, cfg Config, extra []string, fetch *dataset.Fetcher, cached setCache) ([]probeSet, error) {
+	names := probeNames(cfg, extra)
 	root := cfg.Data.Root
 	if root == "" {
 		root = dataset.DefaultRoot()
