@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -14,11 +16,13 @@ import (
 
 func newCompareCmd(e *env) *cobra.Command {
 	var (
-		cfgPath, out string
-		sets         []string
+		cfgPath, out        string
+		sets                []string
+		planOnly, aggregate bool
+		task                int
 	)
 	cmd := &cobra.Command{
-		Use:   "compare --config C.yaml [--out DIR] [--set key=value]...",
+		Use:   "compare --config C.yaml [--out DIR] [--set key=value]... [--plan | --task I | --aggregate]",
 		Short: "Pretrain and probe every method x seed of a configuration and compare them",
 		Long: `Run an experiment end to end: for every method and seed of the configuration,
 pretrain (reusing a finished run, resuming an interrupted one), probe (reusing
@@ -32,15 +36,61 @@ a probe of the same model), then write into OUT/<config name>/:
   similarity-<method>.png  target vs noise similarity histograms
   loss.png       the training loss of every run
 
-and print the markdown table. Interrupted, it can simply be run again.`,
+and print the markdown table. Interrupted, it can simply be run again.
+
+A comparison is a list of tasks, one per (method, seed), that can also run
+apart, in any order, on machines that share OUT (sincere slurm does this
+with a Slurm job array):
+
+  --plan       print the tasks: index, method, seed, state (done, partial,
+               missing, or changed: trained with other settings) and run directory
+  --task I     run task I alone: pretrain (resuming a partial run), then probe
+  --aggregate  train nothing: read every run's probe and write the files above,
+               or fail naming the runs that are not done
+
+Every task, then --aggregate, gives the same files as one plain compare.`,
 		Example: `  sincere compare --config configs/quick.yaml
-  sincere compare --config configs/fashion.yaml --out results`,
+  sincere compare --config configs/fashion.yaml --out results
+  sincere compare --config configs/quick.yaml --plan
+  sincere compare --config configs/quick.yaml --task 3
+  sincere compare --config configs/quick.yaml --aggregate`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			modes := 0
+			for _, on := range []bool{planOnly, cmd.Flags().Changed("task"), aggregate} {
+				if on {
+					modes++
+				}
+			}
+			if modes > 1 {
+				return fmt.Errorf("--plan, --task and --aggregate exclude each other")
+			}
+			opt := experiment.CompareOptions{Out: out, Sets: sets,
+				Reporter: e.trainReporter(), Fetch: &dataset.Fetcher{Progress: e.byteProgress()}}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			c, err := experiment.Compare(ctx, cfgPath, experiment.CompareOptions{Out: out, Sets: sets,
-				Reporter: e.trainReporter(), Fetch: &dataset.Fetcher{Progress: e.byteProgress()}})
+			switch {
+			case planOnly:
+				tasks, err := experiment.Plan(cfgPath, opt)
+				if err != nil {
+					return err
+				}
+				printPlan(e, tasks)
+				return nil
+			case cmd.Flags().Changed("task"):
+				t, err := experiment.RunTask(ctx, cfgPath, task, opt)
+				if err != nil {
+					return err
+				}
+				e.logf("compare: task %d (%s, seed %d) is %s", t.Index, t.Method, t.Seed, t.State)
+				fmt.Fprintln(e.stdout, t.Dir)
+				return nil
+			}
+			run := experiment.Compare
+			if aggregate {
+				run = experiment.Aggregate
+			}
+			c, err := run(ctx, cfgPath, opt)
 			if err != nil {
 				return err
 			}
@@ -53,6 +103,29 @@ and print the markdown table. Interrupted, it can simply be run again.`,
 	f.StringVar(&cfgPath, "config", "", "experiment configuration (YAML); see configs/README.md")
 	f.StringVar(&out, "out", "runs", "folder for the run directories and the comparison")
 	f.StringArrayVar(&sets, "set", nil, "override a key for every run, e.g. --set train.epochs=1 (repeatable)")
+	f.BoolVar(&planOnly, "plan", false, "print the comparison's tasks and their states; run nothing")
+	f.IntVar(&task, "task", 0, "run task I alone (see --plan): pretrain and probe one method and seed")
+	f.BoolVar(&aggregate, "aggregate", false, "write the comparison from finished, probed runs; train nothing")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// printPlan prints a comparison's tasks as a table, and a count of their
+// states on stderr.
+func printPlan(e *env, tasks []experiment.Task) {
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tMETHOD\tSEED\tSTATE\tRUN\tNOTE")
+	count := map[experiment.TaskState]int{}
+	for _, t := range tasks {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", t.Index, t.Method, t.Seed, t.State, t.Dir, t.Detail)
+		count[t.State]++
+	}
+	_ = tw.Flush()
+	var parts []string
+	for _, s := range []experiment.TaskState{experiment.TaskDone, experiment.TaskPartial, experiment.TaskMissing, experiment.TaskChanged} {
+		if count[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", count[s], s))
+		}
+	}
+	e.logf("%d tasks: %s", len(tasks), strings.Join(parts, ", "))
 }

@@ -56,49 +56,28 @@ type probed struct {
 // Compare runs every method and seed of a configuration: it pretrains each
 // run (reusing a finished one, resuming a partial one), probes it (reusing
 // a probe of the same model), then writes compare.json, compare.csv,
-// compare.md and the figures into OUT/<config name>.
+// compare.md and the figures into OUT/<config name>. It is RunTask for
+// every task of the plan, in order, then Aggregate.
 func Compare(ctx context.Context, cfgPath string, opt CompareOptions) (*Comparison, error) {
-	rep := opt.Reporter
-	if rep == nil {
-		rep = nopReporter{}
-	}
-	base, err := Load(cfgPath, "", opt.Sets)
+	p, err := newPlan(cfgPath, opt)
 	if err != nil {
 		return nil, err
 	}
 	var runs []probed
-	cached := setCache{}
-	trainSets := map[string]*dataset.Dataset{}
-	loadTrain := func(ctx context.Context, d DataConfig, fetch *dataset.Fetcher) (*dataset.Dataset, error) {
-		key := fmt.Sprintf("%s|%s|%d|%v|%d|%d", d.Dataset, d.Root, d.Subset, d.Classes, d.ImageSize, d.Channels)
-		if s, ok := trainSets[key]; ok {
-			return s, nil
-		}
-		s, err := LoadTrain(ctx, d, fetch)
-		if err == nil {
-			trainSets[key] = s
-		}
-		return s, err
-	}
-	for _, method := range base.Methods {
-		cfg, err := Load(cfgPath, method, opt.Sets)
+	for i := range p.tasks {
+		r, err := p.run(ctx, i)
 		if err != nil {
 			return nil, err
 		}
-		for _, seed := range base.Seeds {
-			dir, err := Pretrain(ctx, cfg, PretrainOptions{Method: method, Seed: seed, Out: opt.Out, Resume: true, Reporter: rep, Fetch: opt.Fetch, loadTrain: loadTrain})
-			if err != nil {
-				return nil, err
-			}
-			p, outcomes, err := reuseProbe(dir, cfg)
-			if err != nil {
-				if p, outcomes, err = probe(ctx, dir, nil, opt.Fetch, rep, cached); err != nil {
-					return nil, err
-				}
-			}
-			runs = append(runs, probed{run: report.Run{Method: method, Seed: seed, Dir: dir}, probe: p, outcomes: outcomes})
-		}
+		runs = append(runs, r)
 	}
+	return p.aggregate(runs)
+}
+
+// aggregate writes the comparison of the probed runs, one per task in the
+// plan's order.
+func (p *plan) aggregate(runs []probed) (*Comparison, error) {
+	cfgPath, opt, base := p.cfgPath, p.opt, p.base
 	c := &Comparison{Dir: filepath.Join(opt.Out, base.Name)}
 	c.Report = &report.Comparison{Name: base.Name, Config: cfgPath}
 	for _, r := range runs {

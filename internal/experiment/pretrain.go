@@ -276,12 +276,10 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 		if !opt.Resume {
 			return dir, fmt.Errorf("%s already holds a finished run; remove it or choose another --out", dir)
 		}
-		old, err := readRunConfig(cfgPath)
-		if err != nil {
-			return dir, err
-		}
-		if d, err := old.runDigest(); err != nil || d != digest {
+		if err := checkRunConfig(dir, cfg); errors.Is(err, errRunChanged) {
 			return dir, changed()
+		} else if err != nil {
+			return dir, err
 		}
 		// The same training: keep the run, and its config.yaml up to
 		// date with the settings that do not change it (the probe's).
