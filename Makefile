@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: build test lint bench run data peak-rss clean cuda ptx ptx-check vet-gpu gpu-check-build
 
-# The CUDA kernels: one source, compiled to PTX for two targets. The PTX is
+# The CUDA kernels: one source per family, each compiled to PTX for two targets. The PTX is
 # committed and embedded in the gpu build, so that building it needs only
 # cuda.h and libcuda; `make ptx` (nvcc from scripts/install-cuda-toolkit.sh)
 # regenerates it after a change to the .cu source.
@@ -16,6 +16,9 @@ CUDA_OUT  ?= $(CUDA_DIR)
 NVCC      ?= nvcc
 NVCCFLAGS := -std=c++17 -O3
 CUDA_BIN  := bin/sincere-cuda
+# One .cu per family of kernels; each compiles to <family>_sm80.ptx and
+# <family>_sm60.ptx.
+CUDA_FAMILIES := loss elementwise norm
 
 ## build: the CPU binary (pure Go, no CGO) in bin/sincere
 build:
@@ -60,21 +63,26 @@ vet-gpu:
 cuda:
 	CGO_ENABLED=1 $(GO) build -tags gpu -ldflags "$(LDFLAGS)" -o $(CUDA_BIN) ./cmd/sincere
 
-## ptx: compile internal/kernels/cuda/loss.cu to the committed PTX
-## (compute_80: TF32 tensor cores and FP32; compute_60: FP32)
+## ptx: compile each kernel family internal/kernels/cuda/<family>.cu to the
+## committed PTX <family>_sm80.ptx (compute_80: TF32 tensor cores and FP32)
+## and <family>_sm60.ptx (compute_60: FP32)
 ptx:
-	$(NVCC) -ptx -arch=compute_80 $(NVCCFLAGS) -o $(CUDA_OUT)/loss_sm80.ptx $(CUDA_DIR)/loss.cu
-	$(NVCC) -ptx -arch=compute_60 $(NVCCFLAGS) -o $(CUDA_OUT)/loss_sm60.ptx $(CUDA_DIR)/loss.cu
+	@for f in $(CUDA_FAMILIES); do \
+		echo "$(NVCC) -ptx -arch=compute_80 $(NVCCFLAGS) -o $(CUDA_OUT)/$${f}_sm80.ptx $(CUDA_DIR)/$$f.cu"; \
+		$(NVCC) -ptx -arch=compute_80 $(NVCCFLAGS) -o $(CUDA_OUT)/$${f}_sm80.ptx $(CUDA_DIR)/$$f.cu || exit 1; \
+		echo "$(NVCC) -ptx -arch=compute_60 $(NVCCFLAGS) -o $(CUDA_OUT)/$${f}_sm60.ptx $(CUDA_DIR)/$$f.cu"; \
+		$(NVCC) -ptx -arch=compute_60 $(NVCCFLAGS) -o $(CUDA_OUT)/$${f}_sm60.ptx $(CUDA_DIR)/$$f.cu || exit 1; \
+	done
 
 ## ptx-check: fail when the committed PTX differs from a fresh `make ptx`
 ptx-check:
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(MAKE) --no-print-directory -s ptx CUDA_OUT="$$tmp" || exit 1; \
-	for f in loss_sm80.ptx loss_sm60.ptx; do \
-		if ! cmp -s "$$tmp/$$f" $(CUDA_DIR)/$$f; then \
-			echo "$(CUDA_DIR)/$$f is not what make ptx builds from loss.cu: run make ptx and commit it" >&2; exit 1; \
+	$(MAKE) --no-print-directory -s ptx CUDA_OUT="$$tmp" >/dev/null || exit 1; \
+	for f in $(CUDA_FAMILIES); do for a in sm80 sm60; do \
+		if ! cmp -s "$$tmp/$${f}_$$a.ptx" $(CUDA_DIR)/$${f}_$$a.ptx; then \
+			echo "$(CUDA_DIR)/$${f}_$$a.ptx is not what make ptx builds from $$f.cu: run make ptx and commit it" >&2; exit 1; \
 		fi; \
-	done; echo "ptx-check: the committed PTX matches a fresh make ptx"
+	done; done; echo "ptx-check: the committed PTX matches a fresh make ptx"
 
 ## gpu-check-build: everything scripts/gpu-check.sh carries to a GPU machine,
 ## in bin/gpu-check/ (the gpu binary and the gpu test binary)

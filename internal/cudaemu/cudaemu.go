@@ -45,6 +45,18 @@ func CopyOut(dst unsafe.Pointer, src uintptr, n int) {
 // Launch runs the kernel name on grid x block threads. args holds each
 // parameter in 8 bytes (smaller values in the low bytes).
 func Launch(name string, grid, block [3]int, args []uint64) error {
+	return launch(name, grid, block, args, false)
+}
+
+// LaunchReversed is Launch on the reversed schedule: the blocks run from
+// the last to the first, and each block's threads are resumed from the
+// last to the first at every barrier. A kernel free of races and of
+// dependencies between its blocks gives the same bits either way.
+func LaunchReversed(name string, grid, block [3]int, args []uint64) error {
+	return launch(name, grid, block, args, true)
+}
+
+func launch(name string, grid, block [3]int, args []uint64, reversed bool) error {
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
 	var msg [256]C.char
@@ -52,8 +64,12 @@ func Launch(name string, grid, block [3]int, args []uint64) error {
 	if len(args) > 0 {
 		argp = (*C.uint64_t)(unsafe.Pointer(&args[0]))
 	}
+	rev := C.int(0)
+	if reversed {
+		rev = 1
+	}
 	rc := C.emu_launch(cname, C.int(grid[0]), C.int(grid[1]), C.int(grid[2]),
-		C.int(block[0]), C.int(block[1]), C.int(block[2]), argp, C.int(len(args)), &msg[0], C.int(len(msg)))
+		C.int(block[0]), C.int(block[1]), C.int(block[2]), argp, C.int(len(args)), rev, &msg[0], C.int(len(msg)))
 	if rc != 0 {
 		return errors.New("cudaemu: " + C.GoString(&msg[0]))
 	}

@@ -135,12 +135,108 @@ func TestWMMA(t *testing.T) {
 	}
 }
 
+func TestReversedScheduleExposesRaces(t *testing.T) {
+	const n = 64
+	var got [2][]int32
+	for k, rev := range []bool{false, true} {
+		out := alloc[int32](t, n+1)
+		out.set(make([]int32, n+1))
+		launch := Launch
+		if rev {
+			launch = LaunchReversed
+		}
+		if err := launch("emu_selftest_race", [3]int{1, 1, 1}, [3]int{n, 1, 1}, []uint64{uint64(out.p)}); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = out.get()[:n]
+	}
+	// In order, thread 2i reads its partner before it wrote; reversed,
+	// thread 2i + 1 does.
+	for i := 0; i < n; i += 2 {
+		if got[0][i] != -1 || got[0][i+1] != int32(i) || got[1][i] != int32(i+1) || got[1][i+1] != -1 {
+			t.Fatalf("pair %d: in order %v, reversed %v; want [-1 %d] and [%d -1]",
+				i, got[0][i:i+2], got[1][i:i+2], i, i+1)
+		}
+	}
+}
+
+func TestCpAsync(t *testing.T) {
+	const n = 64
+	src := alloc[float32](t, 4*n)
+	sv := make([]float32, 4*n)
+	for i := range sv {
+		sv[i] = float32(i) + 0.5
+	}
+	src.set(sv)
+	out, before := alloc[float32](t, 4*n), alloc[float32](t, n)
+	if err := Launch("emu_selftest_cpasync", [3]int{1, 1, 1}, [3]int{n, 1, 1}, []uint64{uint64(src.p), uint64(out.p), uint64(before.p)}); err != nil {
+		t.Fatal(err)
+	}
+	o, b := out.get(), before.get()
+	for tid := range n {
+		if b[tid] != 7 {
+			t.Fatalf("thread %d saw %v before its wait: the copy landed early", tid, b[tid])
+		}
+		u := (tid + 1) % n
+		for i := range 4 {
+			want := float32(0)
+			if i < u%5 {
+				want = sv[4*u+i]
+			}
+			if got := o[4*tid+i]; got != want {
+				t.Fatalf("thread %d value %d = %v, want %v (%d of 4 values read, the rest zeros)", u, i, got, want, u%5)
+			}
+		}
+	}
+}
+
+func TestSyncwarp(t *testing.T) {
+	out := alloc[int32](t, 96)
+	if err := LaunchReversed("emu_selftest_syncwarp", [3]int{1, 1, 1}, [3]int{96, 1, 1}, []uint64{uint64(out.p)}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out.get() {
+		if v != int32(100+i/32) {
+			t.Fatalf("thread %d read %d, want %d", i, v, 100+i/32)
+		}
+	}
+}
+
+func TestWMMATransposedLayouts(t *testing.T) {
+	a, b, c := alloc[float32](t, 8*16), alloc[float32](t, 8*16), alloc[float32](t, 16*16)
+	av, bv := make([]float32, 8*16), make([]float32, 8*16)
+	for i := range av {
+		av[i] = 1 + float32(i)/1024 + 1.0/(1<<14)
+		bv[i] = float32(i%5) - 1.75 + 1.0/(1<<15)
+	}
+	a.set(av)
+	b.set(bv)
+	if err := Launch("emu_selftest_wmma_t", [3]int{1, 1, 1}, [3]int{32, 1, 1}, []uint64{uint64(a.p), uint64(b.p), uint64(c.p)}); err != nil {
+		t.Fatal(err)
+	}
+	got := c.get()
+	for m := range 16 {
+		for n := range 16 {
+			var want float32
+			for k := range 8 {
+				want += tf32(av[k*16+m]) * tf32(bv[k*16+n])
+			}
+			if got[n*16+m] != want {
+				t.Fatalf("c[%d][%d] = %v, want %v", m, n, got[n*16+m], want)
+			}
+		}
+	}
+}
+
 // TestSourcesAreLinks checks that the kernels the emulator compiles are
 // links to internal/kernels/cuda: go build hashes only the files in a
 // package's directory, so a link (not a copy, not an include path) is what
 // makes it rebuild the emulator when the kernels change.
 func TestSourcesAreLinks(t *testing.T) {
-	for link, target := range map[string]string{"loss_cu.h": "../kernels/cuda/loss.cu", "emu.h": "../kernels/cuda/emu.h"} {
+	for link, target := range map[string]string{
+		"loss_cu.h": "../kernels/cuda/loss.cu", "emu.h": "../kernels/cuda/emu.h", "common.h": "../kernels/cuda/common.h",
+		"elementwise_cu.h": "../kernels/cuda/elementwise.cu", "norm_cu.h": "../kernels/cuda/norm.cu",
+	} {
 		got, err := os.Readlink(link)
 		if err != nil || got != target {
 			t.Errorf("%s: link to %q (%v), want a link to %s", link, got, err, target)

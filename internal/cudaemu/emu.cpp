@@ -1,6 +1,8 @@
 //go:build gpuemu
 
-// The emulator: the kernels of loss.cu compiled for the CPU with emu.h.
+// The emulator: its memory and launches, and the kernels of loss.cu and of
+// the self-tests compiled for the CPU with emu.h (the other families are
+// translation units of their own: emu_*.cpp).
 #include "loss_cu.h"  // a link to ../kernels/cuda/loss.cu, so that go build sees its changes
 #include "selftest.h"
 
@@ -50,7 +52,7 @@ extern "C" void emu_copy_in(uintptr_t dst, const void* src, size_t n) { memcpy((
 extern "C" void emu_copy_out(void* dst, uintptr_t src, size_t n) { memcpy(dst, (const void*)src, n); }
 
 extern "C" int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz, const uint64_t* args,
-                          int nargs, char* err, int errlen) {
+                          int nargs, int reversed, char* err, int errlen) {
   auto it = emu::registry().find(name);
   if (it == emu::registry().end()) {
     snprintf(err, errlen, "no kernel named %s", name);
@@ -75,12 +77,13 @@ extern "C" int emu_launch(const char* name, int gx, int gy, int gz, int bx, int 
   void** argv = ptrs.data();
   block.body = [&thunk, argv] { thunk(argv); };
   const char* msg = nullptr;
-  for (int z = 0; z < gz && msg == nullptr; z++)
-    for (int y = 0; y < gy && msg == nullptr; y++)
-      for (int x = 0; x < gx && msg == nullptr; x++) {
-        emu::blockIdx_ = dim3{(unsigned)x, (unsigned)y, (unsigned)z};
-        msg = emu::runBlock(block, bx * by * bz);
-      }
+  emu::reversed = reversed != 0;
+  const long long blocks = (long long)gx * gy * gz;
+  for (long long k = 0; k < blocks && msg == nullptr; k++) {
+    const long long i = emu::reversed ? blocks - 1 - k : k;
+    emu::blockIdx_ = dim3{(unsigned)(i % gx), (unsigned)(i / gx % gy), (unsigned)(i / gx / gy)};
+    msg = emu::runBlock(block, bx * by * bz);
+  }
   for (auto& f : block.fibers) delete[] f.stack;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (msg != nullptr) {

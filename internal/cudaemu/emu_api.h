@@ -17,9 +17,11 @@ void emu_copy_in(uintptr_t dst, const void* src, size_t n);
 // emu_copy_out copies n bytes from an emulated device address to host memory.
 void emu_copy_out(void* dst, uintptr_t src, size_t n);
 // emu_launch runs kernel name over grid x block; args holds one 8-byte slot
-// per parameter. It returns 0, or -1 with a message in err.
+// per parameter. With reversed != 0 the blocks run from the last to the
+// first and each block's threads are resumed from the last to the first.
+// It returns 0, or -1 with a message in err.
 int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, int bz, const uint64_t* args, int nargs,
-               char* err, int errlen);
+               int reversed, char* err, int errlen);
 
 #ifdef __cplusplus
 }

@@ -1,20 +1,29 @@
-// emu.h makes the CUDA C of loss.cu a C++ program that runs on the CPU, so
+// emu.h makes the CUDA C of the kernels (loss.cu, gemm.cu, conv.cu, norm.cu,
+// elementwise.cu) a C++ program that runs on the CPU, so
 // that the kernels' logic is tested where there is no GPU (go test -tags
 // gpuemu). It is a small model of the CUDA execution model, not a fast one:
 //
 //   - blocks run one after the other; a block's threads are fibers
 //     (ucontext) of one OS thread, switched only at barriers, so a run is
-//     deterministic;
-//   - __syncthreads waits for every thread of the block, shuffles for every
-//     thread of the warp; a barrier that cannot complete (divergence) is
-//     reported as a deadlock;
+//     deterministic. A launch may ask for the reversed schedule (blocks
+//     from the last to the first, fibers resumed from the last thread to
+//     the first): a kernel whose result depends on the order of blocks, or
+//     that reads shared memory another thread writes without a barrier
+//     between, then gives other bits;
+//   - __syncthreads waits for every thread of the block, shuffles and
+//     __syncwarp for every thread of the warp; a barrier that cannot
+//     complete (divergence) is reported as a deadlock;
 //   - __shared__ variables are function statics: one instance per kernel,
 //     shared by the running block's threads;
 //   - WMMA fragments hold the whole tile in every lane; mma_sync rounds
 //     nothing beyond what __float_to_tf32 did and accumulates in float, in
-//     order of k (each lane of a warp reuses the first lane's product).
+//     order of k (each lane of a warp reuses the first lane's product);
+//     store_matrix_sync is done by lane 0 when it reaches it, so a warp
+//     that reads what it stored needs __syncwarp in between, as on a GPU;
+//   - cp.async copies land when their thread waits for their group, with
+//     the zero fill of a partial copy (src-size below cp-size).
 //
-// Only what loss.cu uses is modelled.
+// Only what the kernels use is modelled.
 #pragma once
 
 #include <math.h>
@@ -23,6 +32,7 @@
 #include <string.h>
 #include <ucontext.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -45,6 +55,11 @@ struct alignas(16) float4 {
   float x, y, z, w;
 };
 
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+using std::max;
+using std::min;
+
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
 };
@@ -59,7 +74,7 @@ enum State { kRunning, kAtBlockBarrier, kAtWarpBarrier, kDone };
 struct Copy {
   void* dst;
   const void* src;
-  size_t n;
+  size_t n, srcBytes;  // srcBytes <= n are read, the rest is zero filled
   int group;
 };
 
@@ -89,6 +104,7 @@ struct Block {
 };
 
 inline Fiber* cur = nullptr;
+inline bool reversed = false;  // the launch's schedule
 inline Block* blk = nullptr;
 inline dim3 blockIdx_, blockDim_, gridDim_;
 
@@ -133,8 +149,8 @@ inline const char* runBlock(Block& b, int threads) {
     f.committed = 0;
   }
   for (;;) {
-    for (int t = 0; t < threads; t++) {
-      Fiber& f = b.fibers[t];
+    for (int k = 0; k < threads; k++) {
+      Fiber& f = b.fibers[reversed ? threads - 1 - k : k];
       if (f.state != kRunning) continue;
       cur = &f;
       swapcontext(&b.main, &f.ctx);
@@ -177,7 +193,12 @@ inline const char* runBlock(Block& b, int threads) {
   }
 }
 
-inline void cpAsync(void* dst, const void* src, size_t n) { cur->copies.push_back(Copy{dst, src, n, cur->committed}); }
+// cpAsync starts a copy of n bytes to dst of which the first srcBytes come
+// from src and the rest are zeros (cp.async with src-size).
+inline void cpAsync(void* dst, const void* src, size_t n, size_t srcBytes) {
+  if (srcBytes > n) srcBytes = n;  // undefined on a GPU; never asked for
+  cur->copies.push_back(Copy{dst, src, n, srcBytes, cur->committed});
+}
 
 inline void cpAsyncCommit() { cur->committed++; }
 
@@ -186,7 +207,8 @@ inline void cpAsyncWait(int pending) {
   std::vector<Copy> rest;
   for (const Copy& c : cur->copies) {
     if (c.group < cur->committed - pending) {
-      memcpy(c.dst, c.src, c.n);
+      memcpy(c.dst, c.src, c.srcBytes);
+      memset((char*)c.dst + c.srcBytes, 0, c.n - c.srcBytes);
     } else {
       rest.push_back(c);
     }
@@ -224,6 +246,25 @@ struct Registrar {
 #define EMU_REGISTER(NAME) static emu::Registrar emu_registrar_##NAME(#NAME, NAME);
 
 inline void __syncthreads() { emu::yield(emu::kAtBlockBarrier); }
+
+// __syncwarp waits for every thread of the warp (the whole warp: the mask
+// is not modelled).
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  (void)mask;
+  emu::yield(emu::kAtWarpBarrier);
+}
+
+inline unsigned __float_as_uint(float v) {
+  unsigned u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+
+inline float __uint_as_float(unsigned u) {
+  float v;
+  memcpy(&v, &u, 4);
+  return v;
+}
 
 template <class T>
 inline T __shfl_xor_sync(unsigned mask, T v, int laneMask) {

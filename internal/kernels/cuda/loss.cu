@@ -28,30 +28,18 @@
 // for compute_60 (FP32 only). With SINCERE_EMU defined, emu.h makes the same
 // source a C++ program for the CPU emulator the tests run without a GPU.
 
-#ifdef SINCERE_EMU
-#include "emu.h"
-#define SINCERE_TC 1
-#else
-#include <mma.h>
-#if __CUDA_ARCH__ >= 800
-#define SINCERE_TC 1
-#else
-#define SINCERE_TC 0
-#endif
-#endif
+#include "common.h"
 
 namespace sincere {
 
 constexpr int BM = 64;          // rows a block owns
 constexpr int BN = 64;          // rows of a column block
 constexpr int KC = 32;          // columns of a staged chunk
-constexpr int NT = 256;         // threads per block
 constexpr int TPR = NT / BM;    // threads sharing a row in elementwise work
 constexpr int CPT = BN / TPR;   // tile columns each of them holds
 constexpr int OPT = KC / TPR;   // dZ columns per chunk each of them holds (FP32)
 constexpr int ZLD = KC + 4;     // row stride of a staged chunk, in floats
 constexpr int SLD = BN + TPR;   // row stride of the tile: conflict-free rows
-constexpr unsigned FULL = 0xffffffffu;
 constexpr float LN2 = 0.693147180559945309f;
 
 static_assert(BM == BN, "the dZ write-out reuses a column chunk's space");
@@ -68,17 +56,6 @@ struct Smem {
   int yc[BN];          // labels of the column block
   float p0[BN], p1[BN], p2[BN];  // its backward parameters
 };
-
-// ex2 is 2^x, fast: one special-function instruction.
-__device__ __forceinline__ float ex2(float x) {
-#ifdef SINCERE_EMU
-  return std::exp2(x);
-#else
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-#endif
-}
 
 // stage copies rows [row0, row0 + 64) x columns [k0, k0 + KC) of z (row
 // stride dp) into dst (row stride ZLD), 16 bytes per thread and load.
@@ -107,37 +84,6 @@ __device__ __forceinline__ void stageColumns(Smem& sm, int cbase, const int* __r
 }
 
 #if SINCERE_TC
-// Asynchronous copies (sm_80+): global to shared memory without passing
-// through registers, so a chunk loads while the previous one is multiplied.
-// cp.async.ca caches the rows in L1 too, where the backward product reads
-// them again.
-__device__ __forceinline__ void cpAsync16(float* dst, const float* src) {
-#ifdef SINCERE_EMU
-  emu::cpAsync(dst, src, 16);
-#else
-  const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
-#endif
-}
-
-__device__ __forceinline__ void cpAsyncCommit() {
-#ifdef SINCERE_EMU
-  emu::cpAsyncCommit();
-#else
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
-// cpAsyncWaitAll waits for this thread's copies; a barrier then makes
-// everyone's visible.
-__device__ __forceinline__ void cpAsyncWaitAll() {
-#ifdef SINCERE_EMU
-  emu::cpAsyncWait(0);
-#else
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-#endif
-}
-
 // stageAsync starts copying rows [row0, row0 + 64) x columns [k0, k0 + KC)
 // of z into dst (row stride ZLD) and commits the copies as one group.
 __device__ __forceinline__ void stageAsync(float* dst, const float* __restrict__ z, int dp, int row0, int k0) {
@@ -592,10 +538,6 @@ __device__ void backwardRows(const float* __restrict__ z, const int* __restrict_
   }                                                                                                             \
   EMU_REGISTER(NAME)
 
-#ifndef EMU_REGISTER
-#define EMU_REGISTER(NAME)
-#endif
-
 // SINCERE_PRECISION defines one precision's kernels: forward_NAME,
 // positives_NAME and backward_NAME_d{32,64,128,256}.
 #define SINCERE_PRECISION(NAME, P)                      \
@@ -631,13 +573,6 @@ extern "C" __global__ void gather_rows(const float* __restrict__ z, const int* _
 }
 EMU_REGISTER(gather_rows)
 
-// warpSum adds v over the 32 lanes of a warp; every lane gets the sum.
-__device__ __forceinline__ double warpSum(double v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(sincere::FULL, v, off);
-  return v;
-}
-
 // l2_normalize sets each row of y (rows x cols) to the row of x over its norm
 // (floored at 1e-12, as F.normalize) and saves the norms. One warp per row.
 extern "C" __global__ void l2_normalize(const float* __restrict__ x, int rows, int cols, float* __restrict__ y,
@@ -647,7 +582,7 @@ extern "C" __global__ void l2_normalize(const float* __restrict__ x, int rows, i
   const float* xr = x + (size_t)row * cols;
   double ss = 0;
   for (int k = lane; k < cols; k += 32) ss += (double)xr[k] * xr[k];
-  const double norm = fmax(sqrt(warpSum(ss)), 1e-12);
+  const double norm = fmax(sqrt(sincere::warpSum(ss)), 1e-12);
   const double inv = 1.0 / norm;
   for (int k = lane; k < cols; k += 32) y[(size_t)row * cols + k] = (float)(xr[k] * inv);
   if (lane == 0) norms[row] = (float)norm;
@@ -663,7 +598,7 @@ extern "C" __global__ void l2_normalize_backward(const float* __restrict__ y, co
   const float *yr = y + (size_t)row * cols, *gr = dy + (size_t)row * cols;
   double dot = 0;
   for (int k = lane; k < cols; k += 32) dot += (double)yr[k] * gr[k];
-  dot = warpSum(dot);
+  dot = sincere::warpSum(dot);
   const double inv = 1.0 / (double)norms[row];
   for (int k = lane; k < cols; k += 32) dx[(size_t)row * cols + k] = (float)((gr[k] - yr[k] * dot) * inv);
 }
