@@ -45,10 +45,10 @@ func (d dev) run(name string, grid [3]int, a ...uint64) {
 
 // Argument slots.
 func ptr[T any](b buffer[T]) uint64 { return uint64(b.p) }
-func i32(v int) uint64               { return uint64(uint32(int32(v))) }
-func i64(v int) uint64               { return uint64(int64(v)) }
-func f32(v float32) uint64           { return uint64(math.Float32bits(v)) }
-func f64(v float64) uint64           { return math.Float64bits(v) }
+func i32(v int) uint64              { return uint64(uint32(int32(v))) }
+func i64(v int) uint64              { return uint64(int64(v)) }
+func f32(v float32) uint64          { return uint64(math.Float32bits(v)) }
+func f64(v float64) uint64          { return math.Float64bits(v) }
 
 // null is a null pointer argument.
 const null = uint64(0)

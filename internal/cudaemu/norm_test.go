@@ -14,11 +14,11 @@ import (
 // 32-channel blocks and row counts over several chunks, on both schedules.
 
 type bnCase struct {
-	rows, c         int
-	relu, residual  bool
-	eps, momentum   float32
-	mean, sd        float64
-	tolY            float64 // bound on y's error; 0: 1e-5
+	rows, c        int
+	relu, residual bool
+	eps, momentum  float32
+	mean, sd       float64
+	tolY           float64 // bound on y's error; 0: 1e-5
 }
 
 var bnCases = []bnCase{
