@@ -28,15 +28,27 @@ func newCompareCmd(e *env) *cobra.Command {
 pretrain (reusing a finished run, resuming an interrupted one), probe (reusing
 a probe of the same model), then write into OUT/<config name>/:
 
-  compare.json   runs, per-run results and per-method summaries with 95% intervals
-  compare.csv    the per-run results
+  compare.json   runs, per-run results, per-method summaries (mean over seeds,
+                 two-level interval, per-seed values) and paired differences
+  compare.csv    the per-run results, each with its own 95% interval over
+                 probe.bootstrap resamples of the test images
   compare.md     methods as rows, data set x metric as columns (mean over seeds
-                 [95% bootstrap interval]), then every SINCERE - SupCon difference
-                 whose paired bootstrap interval excludes 0, and collapsed runs
+                 [95% interval]), the per-seed values, every SINCERE - SupCon
+                 difference with its paired interval, and collapsed runs
   similarity-<method>.png  target vs noise similarity histograms
   loss.png       the training loss of every run
 
 and print the markdown table. Interrupted, it can simply be run again.
+
+The intervals of the means and of the differences come from a two-level
+bootstrap (probe.bootstrap resamples): each resample draws the seeds with
+replacement, then the test images with replacement within each drawn run, so
+an interval covers training randomness as well as the test set. A difference
+is resampled with the same seeds (by position) and test images for both
+methods, and called significant only when its 95% interval excludes 0. The
+metrics are probe's (see sincere probe --help); the margin is
+median(target) - median(noise), a difference of two medians, as in the SINCERE
+authors' bootstrap_margin.py.
 
 A comparison is a list of tasks, one per (method, seed), that can also run
 apart, in any order, on machines that share OUT (sincere slurm does this

@@ -25,11 +25,16 @@ split:
               projection output (encoder features for the ce baseline)
   linear      a linear probe: softmax regression on the frozen, standardised
               encoder features, trained with gorgonia
-  margin      median over test images of the largest similarity to a training
-              image of the same class, minus that of another class
+  margin      median(target) - median(noise) over the test images, where an
+              image's target is the highest cosine similarity of its embedding
+              to a training embedding of its own class and its noise the
+              highest to one of another class: a difference of two medians,
+              not the median of per-image differences (the SINCERE authors'
+              sim_median_margin, bootstrap_margin.py; they report its
+              absolute value, here the sign is kept)
 
 each with a 95% bootstrap interval (probe.bootstrap resamples of the test
-set). Results go to RUN/probe.json (per-image outcomes to probe.gob), the
+set, the authors' protocol). Results go to RUN/probe.json (per-image outcomes to probe.gob), the
 features to RUN/features/ (reused while the model is unchanged). A run is
 flagged as collapsed when its test embeddings point one way (mean pairwise
 cosine above 0.9) or its margin is below 0.001.`,

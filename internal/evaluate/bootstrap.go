@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -14,11 +15,14 @@ type Interval struct {
 }
 
 // Statistic computes a value from the items at the given indices (a
-// bootstrap resample, or 0..n-1 for the estimate itself).
+// bootstrap resample, or 0..n-1 for the estimate itself). The statistics of
+// this package are safe for concurrent use.
 type Statistic func(idx []int) float64
 
 // Bootstrap estimates stat on all n items and its 95% percentile interval
-// over resamples of the items drawn with replacement from seed.
+// over resamples of the items drawn with replacement from seed: the SINCERE
+// authors' per-run protocol (bootstrap_metric in their bootstrap_lin_acc.py,
+// 1000 resamples of the test set).
 func Bootstrap(n, resamples int, seed uint64, stat Statistic) Interval {
 	all := make([]int, n)
 	for i := range all {
@@ -43,7 +47,8 @@ func Bootstrap(n, resamples int, seed uint64, stat Statistic) Interval {
 	return out
 }
 
-// percentile interpolates the q-quantile of sorted values.
+// percentile interpolates the q-quantile of sorted values (as numpy's and
+// torch's default "linear" quantile does).
 func percentile(sorted []float64, q float64) float64 {
 	pos := q * float64(len(sorted)-1)
 	lo := int(math.Floor(pos))
@@ -62,17 +67,24 @@ func MeanOf(v []float64) Statistic {
 	}
 }
 
-// MarginOf is the statistic "median of target minus median of noise".
+// MarginOf is the SINCERE authors' margin (sim_median_margin in their
+// bootstrap_margin.py) without their absolute value: the median over the
+// resample of target minus the median over the resample of noise. It is a
+// difference of two medians, not the median of per-item differences.
 func MarginOf(target, noise []float32) Statistic {
-	buf := make([]float64, 0, len(target))
-	med := func(v []float32, idx []int) float64 {
+	pool := sync.Pool{New: func() any { b := make([]float64, 0, len(target)); return &b }}
+	med := func(buf []float64, v []float32, idx []int) float64 {
 		buf = buf[:0]
 		for _, i := range idx {
 			buf = append(buf, float64(v[i]))
 		}
 		return median(buf)
 	}
-	return func(idx []int) float64 { return med(target, idx) - med(noise, idx) }
+	return func(idx []int) float64 {
+		b := pool.Get().(*[]float64)
+		defer pool.Put(b)
+		return med(*b, target, idx) - med(*b, noise, idx)
+	}
 }
 
 // median of v (reordered in place).
@@ -120,27 +132,9 @@ func selectK(v []float64, k int) float64 {
 	return v[k]
 }
 
-// Average is the statistic "mean over several statistics" on the same
-// resample: a method's value averaged over seeds.
-func Average(stats ...Statistic) Statistic {
-	return func(idx []int) float64 {
-		var s float64
-		for _, st := range stats {
-			s += st(idx)
-		}
-		return s / float64(len(stats))
-	}
-}
-
-// Difference is the statistic "a minus b" on the same resample: a paired
-// comparison.
-func Difference(a, b Statistic) Statistic {
-	return func(idx []int) float64 { return a(idx) - b(idx) }
-}
-
 // BootstrapAll runs Bootstrap for several statistics of the same n items
-// at once, one goroutine per statistic up to the cores; each statistic
-// must be used by its own call only (MarginOf keeps scratch).
+// at once (the same resamples for each), one goroutine per statistic up to
+// the cores.
 func BootstrapAll(n, resamples int, seed uint64, stats []Statistic) []Interval {
 	out := make([]Interval, len(stats))
 	var wg sync.WaitGroup
@@ -156,4 +150,103 @@ func BootstrapAll(n, resamples int, seed uint64, stats []Statistic) []Interval {
 	}
 	wg.Wait()
 	return out
+}
+
+// Replicates are an estimate and its bootstrap values, one per resample in
+// resample order. Replicates drawn together (one TwoLevel call) share their
+// resamples, so subtracting them draw by draw gives a paired difference.
+type Replicates struct {
+	Value float64
+	Draws []float64
+}
+
+// Interval returns the estimate with the 2.5 and 97.5 percentiles of the
+// draws (the estimate alone when there are none).
+func (r Replicates) Interval() Interval {
+	if len(r.Draws) == 0 {
+		return Interval{r.Value, r.Value, r.Value}
+	}
+	s := slices.Clone(r.Draws)
+	slices.Sort(s)
+	return Interval{Value: r.Value, Low: percentile(s, 0.025), High: percentile(s, 0.975)}
+}
+
+// Minus is the paired difference r - o, draw by draw; both must come from
+// the same resamples.
+func (r Replicates) Minus(o Replicates) Replicates {
+	d := Replicates{Value: r.Value - o.Value, Draws: make([]float64, len(r.Draws))}
+	for i := range d.Draws {
+		d.Draws[i] = r.Draws[i] - o.Draws[i]
+	}
+	return d
+}
+
+// TwoLevel bootstraps statistics that average over runs (a method trained
+// with several seeds) evaluated on the same n test items, so that an
+// interval covers both sources of randomness: training and the test set.
+// Each resample draws as many runs as there are, with replacement, then for
+// each drawn run n test items with replacement, evaluates that run's
+// statistic on its items, and averages over the drawn runs.
+//
+// stats[j][s] is statistic j evaluated on run s. Every j has the same runs
+// and sees the same resamples (the same drawn runs by position, the same
+// drawn items within each), so the replicates of two statistics pair. The
+// estimate of j is the mean over runs of stats[j][s] on all items. Resample
+// r depends on seed and r only, whatever the number of goroutines.
+func TwoLevel(n, resamples int, seed uint64, stats [][]Statistic) ([]Replicates, error) {
+	if len(stats) == 0 {
+		return nil, nil
+	}
+	runs := len(stats[0])
+	for j, st := range stats {
+		if len(st) != runs || runs == 0 {
+			return nil, fmt.Errorf("two-level bootstrap: statistic %d has %d runs, statistic 0 has %d", j, len(st), runs)
+		}
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	out := make([]Replicates, len(stats))
+	for j, st := range stats {
+		var s float64
+		for _, f := range st {
+			s += f(all)
+		}
+		out[j].Value = s / float64(runs)
+	}
+	if resamples < 1 || n == 0 {
+		return out, nil
+	}
+	for j := range out {
+		out[j].Draws = make([]float64, resamples)
+	}
+	workers := min(runtime.GOMAXPROCS(0), resamples)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			idx := make([]int, n)
+			sums := make([]float64, len(stats))
+			for r := w; r < resamples; r += workers {
+				rng := rand.New(rand.NewPCG(seed, 0x2b00+uint64(r)))
+				clear(sums)
+				for range runs {
+					s := rng.IntN(runs)
+					for i := range idx {
+						idx[i] = rng.IntN(n)
+					}
+					for j, st := range stats {
+						sums[j] += st[s](idx)
+					}
+				}
+				for j := range stats {
+					out[j].Draws[r] = sums[j] / float64(runs)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out, nil
 }

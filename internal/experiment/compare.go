@@ -11,7 +11,6 @@ import (
 	"slices"
 
 	"github.com/sincere-ml/sincere/internal/dataset"
-	"github.com/sincere-ml/sincere/internal/evaluate"
 	"github.com/sincere-ml/sincere/internal/report"
 )
 
@@ -91,66 +90,12 @@ func (p *plan) aggregate(runs []probed) (*Comparison, error) {
 			c.Collapsed = append(c.Collapsed, report.Collapsed{Method: r.run.Method, Seed: r.run.Seed, Margin: margin})
 		}
 	}
-	bootstraps := base.Probe.Bootstrap
-	statsOf := func(method, ds, metric string) []evaluate.Statistic {
-		var out []evaluate.Statistic
-		for _, r := range runs {
-			if r.run.Method != method {
-				continue
-			}
-			for i := range r.outcomes {
-				if r.outcomes[i].Dataset == ds {
-					out = append(out, r.outcomes[i].Statistic(metric))
-				}
-			}
-		}
-		return out
+	summary, diffs, err := summarize(base, runs)
+	if err != nil {
+		return nil, err
 	}
-	sizes := map[string]int{}
-	var datasets []string
-	for _, o := range runs[0].outcomes {
-		datasets = append(datasets, o.Dataset)
-		sizes[o.Dataset] = len(o.Labels)
-	}
-	paired := slices.Contains(base.Methods, "sincere") && slices.Contains(base.Methods, "supcon")
-	summary := map[string][]report.Summary{}
-	for _, ds := range datasets {
-		// The bootstraps of a data set share their resamples (so the
-		// differences are paired) and run in parallel.
-		var stats []evaluate.Statistic
-		var seeds []int
-		for _, method := range base.Methods {
-			for _, metric := range Metrics() {
-				st := statsOf(method, ds, metric)
-				stats, seeds = append(stats, evaluate.Average(st...)), append(seeds, len(st))
-			}
-		}
-		if paired {
-			for _, metric := range Metrics() {
-				stats = append(stats, evaluate.Difference(evaluate.Average(statsOf("sincere", ds, metric)...), evaluate.Average(statsOf("supcon", ds, metric)...)))
-			}
-		}
-		ivs := evaluate.BootstrapAll(sizes[ds], bootstraps, bootstrapSeed, stats)
-		k := 0
-		for _, method := range base.Methods {
-			for _, metric := range Metrics() {
-				iv := ivs[k]
-				summary[method] = append(summary[method], report.Summary{Method: method, Dataset: ds, Metric: metric,
-					Mean: iv.Value, CILow: iv.Low, CIHigh: iv.High, Seeds: seeds[k]})
-				k++
-			}
-		}
-		if paired {
-			for _, metric := range Metrics() {
-				iv := ivs[k]
-				c.Diffs = append(c.Diffs, report.Difference{A: "sincere", B: "supcon", Dataset: ds, Metric: metric, Value: iv.Value, Low: iv.Low, High: iv.High})
-				k++
-			}
-		}
-	}
-	for _, method := range base.Methods { // rows by method, then data set and metric
-		c.Report.Summary = append(c.Report.Summary, summary[method]...)
-	}
+	c.Report.Summary, c.Diffs, c.Report.Differences, c.Report.Resamples = summary, diffs, diffs, base.Probe.Bootstrap
+	datasets := datasetsOf(runs[0])
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, err
 	}

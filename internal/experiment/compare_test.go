@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"image"
 	_ "image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/report"
 )
 
 // tinyCompare writes a config for a fast comparison on synthetic images.
@@ -48,10 +51,11 @@ func TestCompareWritesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantKeys := map[string][]string{
-		"":        {"config", "name", "results", "runs", "summary"},
-		"runs":    {"dir", "method", "seed"},
-		"results": {"ci_high", "ci_low", "dataset", "method", "metric", "seed", "value"},
-		"summary": {"ci_high", "ci_low", "dataset", "mean", "method", "metric", "seeds"},
+		"":            {"config", "differences", "name", "resamples", "results", "runs", "summary"},
+		"runs":        {"dir", "method", "seed"},
+		"results":     {"ci_high", "ci_low", "dataset", "method", "metric", "seed", "value"},
+		"summary":     {"ci_high", "ci_low", "dataset", "mean", "method", "metric", "per_seed", "seeds"},
+		"differences": {"a", "b", "ci_high", "ci_low", "dataset", "metric", "significant", "value"},
 	}
 	checkKeys := func(where string, m map[string]json.RawMessage) {
 		var keys []string
@@ -64,7 +68,7 @@ func TestCompareWritesEverything(t *testing.T) {
 		}
 	}
 	checkKeys("", doc)
-	for _, part := range []string{"runs", "results", "summary"} {
+	for _, part := range []string{"runs", "results", "summary", "differences"} {
 		var rows []map[string]json.RawMessage
 		if err := json.Unmarshal(doc[part], &rows); err != nil || len(rows) == 0 {
 			t.Fatalf("%s: %v (%d rows)", part, err, len(rows))
@@ -81,12 +85,26 @@ func TestCompareWritesEverything(t *testing.T) {
 		if s.Metric != MetricMargin && (s.Mean < 0 || s.Mean > 1) {
 			t.Errorf("accuracy %+v out of [0, 1]", s)
 		}
+		// The mean is over the seeds' own values, which are the runs' results.
+		var sum float64
+		for _, v := range s.PerSeed {
+			sum += v.Value
+			i := slices.IndexFunc(c.Report.Results, func(r report.Result) bool {
+				return r.Method == s.Method && r.Seed == v.Seed && r.Dataset == s.Dataset && r.Metric == s.Metric
+			})
+			if i < 0 || c.Report.Results[i].Value != v.Value {
+				t.Errorf("summary %s %s %s: seed %d value %v is not the run's result", s.Method, s.Dataset, s.Metric, v.Seed, v.Value)
+			}
+		}
+		if len(s.PerSeed) != 2 || math.Abs(sum/2-s.Mean) > 1e-12 {
+			t.Errorf("summary %+v: mean is not the mean of the per-seed values", s)
+		}
 	}
 	if len(c.Diffs) != 2*4 {
 		t.Errorf("%d SINCERE-SupCon differences, want 8", len(c.Diffs))
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, CompareMarkdown))
-	for _, want := range []string{"| method |", "| supcon", "| sincere", "synthetic knn1", "sincere - supcon differences", "loss.png"} {
+	for _, want := range []string{"| method |", "| supcon", "| sincere", "synthetic knn1", "sincere - supcon, paired", "| supcon, 2 |", "two-level bootstrap", "loss.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("compare.md lacks %q:\n%s", want, md)
 		}
@@ -142,5 +160,20 @@ func TestProbeErrors(t *testing.T) {
 	}
 	if len(r.Results) != 4 || len(o) != 1 || len(o[0].KNN1) != o[0].Labels[0]*0+len(o[0].Labels) || r.MeanCosine >= 1 {
 		t.Errorf("probe report %+v", r)
+	}
+	// probe.json's margin is median(target) - median(noise) of the outcomes.
+	med := func(v []float32) float64 {
+		s := make([]float64, len(v))
+		for i, x := range v {
+			s[i] = float64(x)
+		}
+		slices.Sort(s)
+		if n := len(s); n%2 == 0 {
+			return (s[n/2-1] + s[n/2]) / 2
+		}
+		return s[len(s)/2]
+	}
+	if got, want := r.valueOf(o[0].Dataset, MetricMargin), med(o[0].Target)-med(o[0].Noise); math.Abs(got-want) > 1e-7 {
+		t.Errorf("probe margin %v, median(target) - median(noise) = %v", got, want)
 	}
 }

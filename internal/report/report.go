@@ -33,32 +33,52 @@ type Result struct {
 	CIHigh  float64 `json:"ci_high"`
 }
 
-// Summary is one metric of one method on one data set, averaged over its
-// seeds, with a 95% bootstrap interval of that average.
+// Summary is one metric of one method on one data set: the mean over its
+// seeds with a 95% two-level bootstrap interval (seeds resampled, then the
+// test images within each resampled run), and each seed's own value.
 type Summary struct {
-	Method  string  `json:"method"`
-	Dataset string  `json:"dataset"`
-	Metric  string  `json:"metric"`
-	Mean    float64 `json:"mean"`
-	CILow   float64 `json:"ci_low"`
-	CIHigh  float64 `json:"ci_high"`
-	Seeds   int     `json:"seeds"`
+	Method  string      `json:"method"`
+	Dataset string      `json:"dataset"`
+	Metric  string      `json:"metric"`
+	Mean    float64     `json:"mean"`
+	CILow   float64     `json:"ci_low"`
+	CIHigh  float64     `json:"ci_high"`
+	Seeds   int         `json:"seeds"`
+	PerSeed []SeedValue `json:"per_seed"`
+}
+
+// SeedValue is one seed's value of a metric (on the whole test set).
+type SeedValue struct {
+	Seed  uint64  `json:"seed"`
+	Value float64 `json:"value"`
 }
 
 // Comparison is compare.json.
 type Comparison struct {
-	Name    string    `json:"name"`
-	Config  string    `json:"config"`
-	Runs    []Run     `json:"runs"`
-	Results []Result  `json:"results"`
-	Summary []Summary `json:"summary"`
+	Name   string `json:"name"`
+	Config string `json:"config"`
+	// Resamples is the number of bootstrap resamples behind every interval.
+	Resamples int       `json:"resamples"`
+	Runs      []Run     `json:"runs"`
+	Results   []Result  `json:"results"`
+	Summary   []Summary `json:"summary"`
+	// Differences are the paired differences between two methods.
+	Differences []Difference `json:"differences"`
 }
 
-// Difference is a paired comparison of two methods on one metric.
+// Difference is a paired comparison of two methods on one metric: the
+// difference of their means over seeds, with the 95% interval of the
+// difference under the two-level bootstrap that drew the same seeds (by
+// position) and the same test images for both methods.
 type Difference struct {
-	A, B             string
-	Dataset, Metric  string
-	Value, Low, High float64
+	A             string  `json:"a"`
+	B             string  `json:"b"`
+	Dataset       string  `json:"dataset"`
+	Metric        string  `json:"metric"`
+	Value         float64 `json:"value"`
+	Low           float64 `json:"ci_low"`
+	High          float64 `json:"ci_high"`
+	IsSignificant bool    `json:"significant"`
 }
 
 // Significant reports whether the interval excludes zero.
@@ -97,19 +117,41 @@ func WriteCSV(path string, rows []Result) error {
 }
 
 // isAccuracy reports whether a metric is an accuracy (shown in percent).
-func isAccuracy(metric string) bool { return metric != "margin" }
+func isAccuracy(metric string) bool { return metric != "margin" && metric != "bound" }
+
+// value formats a value: accuracies in percent.
+func value(metric string, v float64) string {
+	if isAccuracy(metric) {
+		return fmt.Sprintf("%.1f", 100*v)
+	}
+	return fmt.Sprintf("%.4f", v)
+}
 
 // cell formats a value with its interval: accuracies in percent.
 func cell(metric string, v, lo, hi float64) string {
-	if isAccuracy(metric) {
-		return fmt.Sprintf("%.1f [%.1f, %.1f]", 100*v, 100*lo, 100*hi)
-	}
-	return fmt.Sprintf("%.4f [%.4f, %.4f]", v, lo, hi)
+	return fmt.Sprintf("%s [%s, %s]", value(metric, v), value(metric, lo), value(metric, hi))
 }
 
+// signed formats a difference with its interval: accuracies in points.
+func signed(metric string, v, lo, hi float64) (string, string) {
+	if isAccuracy(metric) {
+		return fmt.Sprintf("%+.2f points", 100*v), fmt.Sprintf("[%+.2f, %+.2f]", 100*lo, 100*hi)
+	}
+	return fmt.Sprintf("%+.4f", v), fmt.Sprintf("[%+.4f, %+.4f]", lo, hi)
+}
+
+// MarginDefinition says exactly what the margin metric is, and where it
+// comes from; the README, --help and compare.md use these words.
+const MarginDefinition = "margin = median(target) - median(noise) over the test images, where an image's target is " +
+	"the highest cosine similarity of its embedding to a training embedding of its own class and its noise the " +
+	"highest to one of another class: a difference of two medians, not the median of per-image differences " +
+	"(the SINCERE authors' sim_median_margin in bootstrap_margin.py, which reports its absolute value; " +
+	"here the sign is kept, so a run whose noise beats its target shows a negative margin)."
+
 // Markdown renders the summary as a table (methods as rows, data set x
-// metric as columns), then the significant paired differences and the
-// collapsed runs.
+// metric as columns, mean over seeds with its two-level interval), the
+// per-seed values, every paired difference with whether it is significant,
+// and the collapsed runs.
 func Markdown(c *Comparison, diffs []Difference, collapsed []Collapsed) string {
 	var methods []string
 	type col struct{ dataset, metric string }
@@ -130,22 +172,24 @@ func Markdown(c *Comparison, diffs []Difference, collapsed []Collapsed) string {
 		cells[s.Method][k] = s
 		seeds = max(seeds, s.Seeds)
 	}
+	header := func(b *strings.Builder, first string) {
+		b.WriteString("| " + first + " |")
+		for _, k := range cols {
+			fmt.Fprintf(b, " %s %s |", k.dataset, k.metric)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(cols)) + "\n")
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s\n\n", c.Name)
-	fmt.Fprintf(&b, "Mean over %d seed(s); accuracies in %%, margin = median target - median noise similarity; [95%% bootstrap interval over test images].\n\n", seeds)
-	b.WriteString("| method |")
-	for _, k := range cols {
-		fmt.Fprintf(&b, " %s %s |", k.dataset, k.metric)
-	}
-	b.WriteString("\n|---|")
-	for range cols {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
+	fmt.Fprintf(&b, "Each cell: the mean over %d seed(s) [95%% interval of a two-level bootstrap, %d resamples: "+
+		"the seeds resampled, then the test images within each resampled run, so it covers both training "+
+		"randomness and the test set]. Accuracies in %%.\n\n", seeds, c.Resamples)
+	b.WriteString(MarginDefinition + "\n\n")
 	flagged := map[string]bool{}
 	for _, x := range collapsed {
 		flagged[x.Method] = true
 	}
+	header(&b, "method")
 	for _, m := range methods {
 		name := m
 		if flagged[m] {
@@ -162,26 +206,41 @@ func Markdown(c *Comparison, diffs []Difference, collapsed []Collapsed) string {
 		}
 		b.WriteString("\n")
 	}
-	var sig []Difference
-	for _, d := range diffs {
-		if d.Significant() {
-			sig = append(sig, d)
+	fmt.Fprintf(&b, "\nPer seed (each run on its whole test set; compare.csv adds each run's own 95%% interval over %d resamples of its test images):\n\n", c.Resamples)
+	header(&b, "method, seed")
+	for _, m := range methods {
+		var seedList []uint64
+		for _, k := range cols {
+			for _, v := range cells[m][k].PerSeed {
+				if !slices.Contains(seedList, v.Seed) {
+					seedList = append(seedList, v.Seed)
+				}
+			}
+		}
+		for _, seed := range seedList {
+			fmt.Fprintf(&b, "| %s, %d |", m, seed)
+			for _, k := range cols {
+				i := slices.IndexFunc(cells[m][k].PerSeed, func(v SeedValue) bool { return v.Seed == seed })
+				if i < 0 {
+					b.WriteString(" - |")
+					continue
+				}
+				fmt.Fprintf(&b, " %s |", value(k.metric, cells[m][k].PerSeed[i].Value))
+			}
+			b.WriteString("\n")
 		}
 	}
 	if len(diffs) > 0 {
-		fmt.Fprintf(&b, "\n%s - %s differences whose paired 95%% bootstrap interval excludes 0:\n", diffs[0].A, diffs[0].B)
-		if len(sig) == 0 {
-			b.WriteString("\n- none\n")
-		}
-		for _, d := range sig {
-			if isAccuracy(d.Metric) {
-				fmt.Fprintf(&b, "\n- %s %s: %+.2f points [%+.2f, %+.2f]", d.Dataset, d.Metric, 100*d.Value, 100*d.Low, 100*d.High)
-			} else {
-				fmt.Fprintf(&b, "\n- %s %s: %+.4f [%+.4f, %+.4f]", d.Dataset, d.Metric, d.Value, d.Low, d.High)
+		fmt.Fprintf(&b, "\n%s - %s, paired (the same resampled seeds and test images for both methods); "+
+			"significant when the 95%% two-level interval excludes 0:\n\n", diffs[0].A, diffs[0].B)
+		b.WriteString("| data set | metric | difference | 95% interval | significant |\n|---|---|---|---|---|\n")
+		for _, d := range diffs {
+			v, iv := signed(d.Metric, d.Value, d.Low, d.High)
+			sig := "no"
+			if d.Significant() {
+				sig = "**yes**"
 			}
-		}
-		if len(sig) > 0 {
-			b.WriteString("\n")
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", d.Dataset, d.Metric, v, iv, sig)
 		}
 	}
 	if len(collapsed) > 0 {
