@@ -313,3 +313,17 @@ func WriteMatrix(path string, data []float32, rows, cols int) error {
 	}
 	return atomicfile.Write(path, buf.Bytes())
 }
+
+// WriteLabels writes labels as a 1-D int64 .npy file, atomically.
+func WriteLabels(path string, labels []int) error {
+	v := make([]int64, len(labels))
+	for i, y := range labels {
+		v[i] = int64(y)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(v)*8 + 128)
+	if err := npy.Write(&buf, v); err != nil {
+		return fmt.Errorf("%s: encode: %w", path, err)
+	}
+	return atomicfile.Write(path, buf.Bytes())
+}

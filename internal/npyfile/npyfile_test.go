@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -210,4 +211,20 @@ func FuzzRead(f *testing.F) {
 		ReadMatrix(p)
 		ReadLabels(p)
 	})
+}
+
+func TestWriteThenReadLabels(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "y.npy")
+	want := []int{3, 0, -1, 1 << 40}
+	if err := WriteLabels(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadLabels(path)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("read back %v, %v", got, err)
+	}
+	b, _ := os.ReadFile(path)
+	if !bytes.Contains(b, []byte("'descr': '<i8'")) {
+		t.Errorf("header %q is not int64", b[:64])
+	}
 }
