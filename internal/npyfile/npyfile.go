@@ -7,6 +7,7 @@ package npyfile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -299,19 +300,33 @@ func convert[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](
 // It writes a temporary file beside path and renames it into place, so path
 // holds either its old content or the whole new array, never a part.
 func WriteMatrix(path string, data []float32, rows, cols int) error {
-	if len(data) != rows*cols {
+	if len(data) != rows*cols || rows < 0 || cols < 0 {
 		return fmt.Errorf("%s: %d values for shape (%d, %d)", path, len(data), rows, cols)
 	}
-	view := make([][]float32, rows)
-	for i := range view {
-		view[i] = data[i*cols : (i+1)*cols]
+	buf := make([]byte, 0, len(data)*4+128)
+	buf = appendHeader(buf, "<f4", fmt.Sprintf("(%d, %d)", rows, cols))
+	for _, v := range data {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(data)*4 + 128)
-	if err := npy.Write(&buf, view); err != nil {
-		return fmt.Errorf("%s: encode: %w", path, err)
+	return atomicfile.Write(path, buf)
+}
+
+// appendHeader appends a version 1.0 .npy header for a C-order array of
+// the given NumPy type and shape (a Python tuple), padded with spaces and
+// ended by a newline so that the data starts at a multiple of 64 bytes, as
+// NumPy writes it. (npyio's writer discovers the type of every element by
+// reflection, which takes seconds for the feature matrices a probe caches.)
+func appendHeader(buf []byte, descr, shape string) []byte {
+	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape)
+	const prefix = 10 // magic (6), version (2), header length (2)
+	pad := 63 - (prefix+len(dict)+1+63)%64
+	buf = append(buf, "\x93NUMPY\x01\x00"...)
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(dict)+pad+1))
+	buf = append(buf, dict...)
+	for range pad {
+		buf = append(buf, ' ')
 	}
-	return atomicfile.Write(path, buf.Bytes())
+	return append(buf, '\n')
 }
 
 // WriteLabels writes labels as a 1-D int64 .npy file, atomically.
@@ -320,10 +335,10 @@ func WriteLabels(path string, labels []int) error {
 	for i, y := range labels {
 		v[i] = int64(y)
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(v)*8 + 128)
-	if err := npy.Write(&buf, v); err != nil {
-		return fmt.Errorf("%s: encode: %w", path, err)
+	buf := make([]byte, 0, len(v)*8+128)
+	buf = appendHeader(buf, "<i8", fmt.Sprintf("(%d,)", len(v)))
+	for _, x := range v {
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(x))
 	}
-	return atomicfile.Write(path, buf.Bytes())
+	return atomicfile.Write(path, buf)
 }

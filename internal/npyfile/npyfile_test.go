@@ -228,3 +228,18 @@ func TestWriteThenReadLabels(t *testing.T) {
 		t.Errorf("header %q is not int64", b[:64])
 	}
 }
+
+// TestWriteMatrixIsNumPys checks the header byte for byte against what
+// numpy.save writes for the same array (version 1.0, padded to 64 bytes).
+func TestWriteMatrixIsNumPys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.npy")
+	if err := WriteMatrix(path, make([]float32, 7*16), 7, 16); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	dict := "{'descr': '<f4', 'fortran_order': False, 'shape': (7, 16), }"
+	want := "\x93NUMPY\x01\x00\x76\x00" + dict + strings.Repeat(" ", 128-10-len(dict)-1) + "\n"
+	if len(b) != 128+7*16*4 || string(b[:128]) != want {
+		t.Errorf("header %q (%d bytes in all), want %q", b[:min(len(b), 128)], len(b), want)
+	}
+}
