@@ -19,6 +19,7 @@ func newCompareCmd(e *env) *cobra.Command {
 		cfgPath, out        string
 		sets                []string
 		planOnly, aggregate bool
+		waitLock            bool
 		task                int
 	)
 	cmd := &cobra.Command{
@@ -60,7 +61,10 @@ with a Slurm job array):
   --aggregate  train nothing: read every run's probe and write the files above,
                or fail naming the runs that are not done
 
-Every task, then --aggregate, gives the same files as one plain compare.`,
+Every task, then --aggregate, gives the same files as one plain compare.
+Each run directory is locked while a task trains or probes it (RUN/lock names
+the host and pid): a second process fails at once naming the holder, or
+waits with --wait-lock.`,
 		Example: `  sincere compare --config configs/quick.yaml
   sincere compare --config configs/fashion.yaml --out results
   sincere compare --config configs/quick.yaml --plan
@@ -77,7 +81,7 @@ Every task, then --aggregate, gives the same files as one plain compare.`,
 			if modes > 1 {
 				return fmt.Errorf("--plan, --task and --aggregate exclude each other")
 			}
-			opt := experiment.CompareOptions{Out: out, Sets: sets,
+			opt := experiment.CompareOptions{Out: out, Sets: sets, WaitLock: waitLock,
 				Reporter: e.trainReporter(), Fetch: &dataset.Fetcher{Progress: e.byteProgress()}}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -118,6 +122,7 @@ Every task, then --aggregate, gives the same files as one plain compare.`,
 	f.BoolVar(&planOnly, "plan", false, "print the comparison's tasks and their states; run nothing")
 	f.IntVar(&task, "task", 0, "run task I alone (see --plan): pretrain and probe one method and seed")
 	f.BoolVar(&aggregate, "aggregate", false, "write the comparison from finished, probed runs; train nothing")
+	f.BoolVar(&waitLock, "wait-lock", false, waitLockHelp)
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

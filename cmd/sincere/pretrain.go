@@ -18,7 +18,7 @@ func newPretrainCmd(e *env) *cobra.Command {
 	var (
 		cfgPath, method, out, device string
 		seed                         uint64
-		resume                       bool
+		resume, waitLock             bool
 		sets                         []string
 	)
 	cmd := &cobra.Command{
@@ -36,7 +36,13 @@ configs/README.md), with one method and one seed, into
 Settings are layered: the file, then the method's overrides in it, then
 SINCERE_* environment variables (SINCERE_TRAIN_LR sets train.lr), then --set.
 Ctrl-C or SIGTERM writes a checkpoint before exiting; --resume continues from
-the checkpoint and ends with the same weights as an uninterrupted run.`,
+the checkpoint and ends with the same weights as an uninterrupted run.
+
+The run directory is locked while it trains (RUN/lock names the host and
+pid), also against machines that share OUT: a second process fails at once
+naming the holder, or waits with --wait-lock. A lock left by a process that
+died is taken over (at once on the same host; on another host two minutes
+after its last heartbeat).`,
 		Example: `  sincere pretrain --config configs/quick.yaml --method sincere
   sincere pretrain --config configs/quick.yaml --method supcon --seed 2 --set train.epochs=1
   sincere pretrain --config configs/quick.yaml --method sincere --resume`,
@@ -55,7 +61,7 @@ the checkpoint and ends with the same weights as an uninterrupted run.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			dir, err := experiment.Pretrain(ctx, cfg, experiment.PretrainOptions{Method: method, Seed: seed, Out: out,
-				Resume: resume, Reporter: e.trainReporter(), Fetch: &dataset.Fetcher{Progress: e.byteProgress()}})
+				Resume: resume, WaitLock: waitLock, Reporter: e.trainReporter(), Fetch: &dataset.Fetcher{Progress: e.byteProgress()}})
 			if err != nil {
 				return err
 			}
@@ -70,10 +76,14 @@ the checkpoint and ends with the same weights as an uninterrupted run.`,
 	f.StringVar(&out, "out", "runs", "folder for the run directories")
 	f.StringVar(&device, "device", "", "cpu, cuda or auto (sets train.device)")
 	f.BoolVar(&resume, "resume", false, "continue the run from its checkpoint")
+	f.BoolVar(&waitLock, "wait-lock", false, waitLockHelp)
 	f.StringArrayVar(&sets, "set", nil, "override a key, e.g. --set train.lr=0.05 (repeatable)")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
+
+// waitLockHelp is the --wait-lock flag's help.
+const waitLockHelp = "wait for another process using the run directory to finish, instead of failing"
 
 // trainReporter shows training progress: a bar per epoch with the loss and
 // images/s on a terminal, a log line every few seconds otherwise.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,27 +73,48 @@ func TestPretrainConfigErrors(t *testing.T) {
 
 // TestKillAndResume runs the real binary: one run uninterrupted; one
 // stopped by SIGTERM (which writes a checkpoint) and resumed; one killed by
-// SIGKILL mid-epoch (which leaves the last periodic checkpoint) and
-// resumed. All three end with the same model file.
+// SIGKILL mid-epoch (which leaves the last periodic checkpoint, and the
+// lock, which the resumed run takes over); one comparison task (as a Slurm
+// array task runs it) stopped by SIGTERM and run again. All end with the
+// same model file. While a run trains, a second process on it is refused
+// at once, naming the first.
 func TestKillAndResume(t *testing.T) {
 	bin := sincereBinary(t)
-	run := func(out string, extra ...string) *exec.Cmd {
-		c := exec.Command(bin, append(tinyArgs(out, "--set", "train.epochs=3"), extra...)...)
+	sets := append(tinyArgs("", "--set", "train.epochs=3")[9:], "--set", "train.device=cpu") // the --set flags
+	pretrain := func(out string, extra ...string) []string {
+		return append(tinyArgs(out, "--set", "train.epochs=3"), extra...)
+	}
+	task := func(out string, extra ...string) []string {
+		return append(append([]string{"compare", "--config", filepath.Join("..", "..", "configs", "quick.yaml"), "--out", out, "--task", "2",
+			"--set", "probe.datasets=[]", "--set", "probe.train_subset=300", "--set", "probe.bootstrap=10", "--set", "probe.linear_epochs=1"}, sets...), extra...)
+	}
+	run := func(args []string) *exec.Cmd {
+		c := exec.Command(bin, args...)
 		c.Stderr = &bytes.Buffer{}
 		return c
 	}
 	ref := t.TempDir()
-	if err := run(ref).Run(); err != nil {
+	if err := run(pretrain(ref)).Run(); err != nil {
 		t.Fatal(err)
 	}
 	want, err := os.ReadFile(filepath.Join(ref, "quick", "sincere-seed1", "model.gob"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+	cases := []struct {
+		name           string
+		sig            syscall.Signal
+		start, restart func(string, ...string) []string
+	}{
+		{"pretrain, SIGTERM", syscall.SIGTERM, pretrain, func(out string, _ ...string) []string { return pretrain(out, "--resume") }},
+		{"pretrain, SIGKILL", syscall.SIGKILL, pretrain, func(out string, _ ...string) []string { return pretrain(out, "--resume") }},
+		{"compare --task, SIGTERM", syscall.SIGTERM, task, task},
+	}
+	for _, tc := range cases {
 		out := t.TempDir()
-		ckpt := filepath.Join(out, "quick", "sincere-seed1", "checkpoint.gob")
-		c := run(out)
+		runDir := filepath.Join(out, "quick", "sincere-seed1")
+		ckpt, lock := filepath.Join(runDir, "checkpoint.gob"), filepath.Join(runDir, "lock")
+		c := run(tc.start(out))
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -104,27 +126,37 @@ func TestKillAndResume(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		code, _, stderr := sincere(pretrain(out, "--resume")...)
+		if code == 0 || !strings.Contains(stderr, "is in use by pid "+strconv.Itoa(c.Process.Pid)) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%s: a second process on the run: exit %d, %q", tc.name, code, stderr)
+		}
 		time.Sleep(150 * time.Millisecond)
-		c.Process.Signal(sig)
+		c.Process.Signal(tc.sig)
 		err := c.Wait()
 		if ee, ok := err.(*exec.ExitError); !ok {
-			t.Fatalf("%v: the run was not stopped (%v); make it longer", sig, err)
-		} else if sig == syscall.SIGTERM && ee.ExitCode() != 130 {
-			t.Fatalf("SIGTERM: exit %d, stderr %s", ee.ExitCode(), c.Stderr)
+			t.Fatalf("%s: the run was not stopped (%v); make it longer", tc.name, err)
+		} else if tc.sig == syscall.SIGTERM && ee.ExitCode() != 130 {
+			t.Fatalf("%s: exit %d, stderr %s", tc.name, ee.ExitCode(), c.Stderr)
 		}
 		if _, err := os.Stat(ckpt); err != nil {
-			t.Fatalf("%v: no checkpoint left", sig)
+			t.Fatalf("%s: no checkpoint left", tc.name)
 		}
-		resume := run(out, "--resume")
+		if _, err := os.Stat(lock); (err == nil) != (tc.sig == syscall.SIGKILL) {
+			t.Errorf("%s: lock file left: %v", tc.name, err == nil)
+		}
+		resume := run(tc.restart(out))
 		if err := resume.Run(); err != nil {
-			t.Fatalf("%v: resume: %v\n%s", sig, err, resume.Stderr)
+			t.Fatalf("%s: resume: %v\n%s", tc.name, err, resume.Stderr)
 		}
-		got, err := os.ReadFile(filepath.Join(out, "quick", "sincere-seed1", "model.gob"))
+		got, err := os.ReadFile(filepath.Join(runDir, "model.gob"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%v then --resume: the model differs from the uninterrupted run's", sig)
+			t.Errorf("%s then resumed: the model differs from the uninterrupted run's", tc.name)
+		}
+		if _, err := os.Stat(lock); err == nil {
+			t.Errorf("%s: the resumed run left its lock", tc.name)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 func newProbeCmd(e *env) *cobra.Command {
 	var extra []string
 	var dir string
+	var waitLock bool
 	cmd := &cobra.Command{
 		Use:   "probe --run DIR [--dataset NAME]...",
 		Short: "Evaluate a pretrained encoder: kNN, linear probe and margin with 95% intervals",
@@ -37,12 +38,17 @@ each with a 95% bootstrap interval (probe.bootstrap resamples of the test
 set, the authors' protocol). Results go to RUN/probe.json (per-image outcomes to probe.gob), the
 features to RUN/features/ (reused while the model is unchanged). A run is
 flagged as collapsed when its test embeddings point one way (mean pairwise
-cosine above 0.9) or its margin is below 0.001.`,
+cosine above 0.9) or its margin is below 0.001.
+
+The run directory is locked while the probe runs (RUN/lock names the host
+and pid); a second process fails at once naming the holder, or waits with
+--wait-lock.`,
 		Example: `  sincere probe --run runs/quick/sincere-seed1
   sincere probe --run runs/quick/sincere-seed1 --dataset fashion-mnist`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := experiment.Probe(cmd.Context(), dir, extra, &dataset.Fetcher{Progress: e.byteProgress()}, e.trainReporter())
+			r, _, err := experiment.Probe(cmd.Context(), dir, experiment.ProbeOptions{Extra: extra,
+				Fetch: &dataset.Fetcher{Progress: e.byteProgress()}, Reporter: e.trainReporter(), WaitLock: waitLock})
 			if err != nil {
 				return err
 			}
@@ -60,6 +66,7 @@ cosine above 0.9) or its margin is below 0.001.`,
 	}
 	cmd.Flags().StringVar(&dir, "run", "", "run directory (OUT/<config name>/<method>-seed<S>)")
 	cmd.Flags().StringArrayVar(&extra, "dataset", nil, "transfer data set to probe as well (repeatable)")
+	cmd.Flags().BoolVar(&waitLock, "wait-lock", false, waitLockHelp)
 	_ = cmd.MarkFlagRequired("run")
 	return cmd
 }

@@ -32,6 +32,9 @@ type CompareOptions struct {
 	Reporter Reporter
 	// Fetch, if not nil, downloads data sets found nowhere.
 	Fetch *dataset.Fetcher
+	// WaitLock waits for other processes that hold a run directory's
+	// lock, instead of failing at once naming them.
+	WaitLock bool
 }
 
 // Comparison is what Compare produced.

@@ -140,7 +140,7 @@ func TestCompareWritesEverything(t *testing.T) {
 }
 
 func TestProbeErrors(t *testing.T) {
-	if _, _, err := Probe(context.Background(), t.TempDir(), nil, nil, nil); err == nil || !strings.Contains(err.Error(), "no finished run") {
+	if _, _, err := Probe(context.Background(), t.TempDir(), ProbeOptions{}); err == nil || !strings.Contains(err.Error(), "no finished run") {
 		t.Errorf("probe of an empty directory: %v", err)
 	}
 	c := tinyConfig(t, "train.epochs=1")
@@ -148,13 +148,13 @@ func TestProbeErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Probe(context.Background(), dir, []string{"synthetic:3x32x32"}, nil, nil); err == nil || !strings.Contains(err.Error(), "the encoder takes 1x28x28") {
+	if _, _, err := Probe(context.Background(), dir, ProbeOptions{Extra: []string{"synthetic:3x32x32"}}); err == nil || !strings.Contains(err.Error(), "the encoder takes 1x28x28") {
 		t.Errorf("probe with a transfer set of another shape: %v", err)
 	}
-	if _, _, err := Probe(context.Background(), dir, []string{"imagenet"}, nil, nil); err == nil {
+	if _, _, err := Probe(context.Background(), dir, ProbeOptions{Extra: []string{"imagenet"}}); err == nil {
 		t.Error("probe with an unknown data set succeeded")
 	}
-	r, o, err := Probe(context.Background(), dir, nil, nil, nil)
+	r, o, err := Probe(context.Background(), dir, ProbeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

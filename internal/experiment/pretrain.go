@@ -46,6 +46,11 @@ type PretrainOptions struct {
 	Reporter Reporter
 	// Fetch, if not nil, downloads a data set found nowhere.
 	Fetch *dataset.Fetcher
+	// WaitLock waits for another process that holds the run directory's
+	// lock, instead of failing at once naming it.
+	WaitLock bool
+	// locked says that the caller holds the run directory's lock.
+	locked bool
 	// loadTrain, if not nil, replaces LoadTrain (a comparison loads each
 	// training set once).
 	loadTrain func(context.Context, DataConfig, *dataset.Fetcher) (*dataset.Dataset, error)
@@ -252,13 +257,22 @@ type metric struct {
 // returns its directory. The checkpoint is written every
 // train.checkpoint_every steps, at the end of every epoch and when ctx ends
 // (then the error is ErrInterrupted); a NaN or Inf stops the run with an
-// error naming the step and leaves the last good checkpoint.
+// error naming the step and leaves the last good checkpoint. The run
+// directory is locked meanwhile (see package runlock).
 func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, error) {
 	rep := opt.Reporter
 	if rep == nil {
 		rep = nopReporter{}
 	}
 	dir := RunDir(opt.Out, cfg.Name, opt.Method, opt.Seed)
+	if !opt.locked {
+		lctx, unlock, err := lockRun(ctx, dir, "sincere pretrain", opt.WaitLock, rep)
+		if err != nil {
+			return dir, err
+		}
+		defer unlock()
+		ctx = lctx
+	}
 	ckptPath := filepath.Join(dir, CheckpointFile)
 	cfgPath := filepath.Join(dir, ConfigFile)
 	cfgYAML, err := cfg.YAML()
@@ -340,6 +354,9 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 		return nil
 	}
 	saveCheckpoint := func() error {
+		if err := lockLost(ctx, dir); err != nil {
+			return err
+		}
 		off, err := mf.Seek(0, 1)
 		if err != nil {
 			return err
@@ -362,6 +379,9 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 		for {
 			if ctx.Err() != nil {
 				stream.Close()
+				if err := lockLost(ctx, dir); err != nil {
+					return dir, err
+				}
 				if err := saveCheckpoint(); err != nil {
 					return dir, err
 				}
@@ -416,6 +436,9 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 		if err := saveCheckpoint(); err != nil {
 			return dir, err
 		}
+	}
+	if err := lockLost(ctx, dir); err != nil {
+		return dir, err
 	}
 	final := &Trained{Format: checkpointFormat, Method: opt.Method, Seed: opt.Seed, Dataset: cfg.Data.Dataset,
 		Classes: t.train.Classes, Model: cfg.Model, Input: m.Input, Head: m.Head, NumClasses: m.Classes,

@@ -108,11 +108,38 @@ type probeSet struct {
 // margin on the L2-normalised projection output (encoder features for the
 // cross-entropy baseline), and a linear probe on the encoder features, on
 // the run's own test split and on every transfer data set (the config's
-// probe.datasets and extra), each against its own training split. It
+// probe.datasets and opt.Extra), each against its own training split. It
 // writes probe.json and probe.gob into the run directory and caches the
-// extracted features there.
-func Probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetcher, rep Reporter) (*ProbeReport, []Outcomes, error) {
-	return probe(ctx, dir, extra, fetch, rep, setCache{})
+// extracted features there. The run directory is locked meanwhile (see
+// package runlock).
+func Probe(ctx context.Context, dir string, opt ProbeOptions) (*ProbeReport, []Outcomes, error) {
+	rep := opt.Reporter
+	if rep == nil {
+		rep = nopReporter{}
+	}
+	if !Finished(dir) {
+		return nil, nil, fmt.Errorf("%s: no finished run here (no %s); pretrain it first", dir, ModelFile)
+	}
+	ctx, unlock, err := lockRun(ctx, dir, "sincere probe", opt.WaitLock, rep)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	return probe(ctx, dir, opt.Extra, opt.Fetch, rep, setCache{})
+}
+
+// ProbeOptions says what a probe evaluates besides the run's configured
+// data sets, and how.
+type ProbeOptions struct {
+	// Extra lists transfer data sets to probe besides probe.datasets.
+	Extra []string
+	// Fetch, if not nil, downloads data sets found nowhere.
+	Fetch *dataset.Fetcher
+	// Reporter, if not nil, is told about progress.
+	Reporter Reporter
+	// WaitLock waits for another process that holds the run directory's
+	// lock, instead of failing at once naming it.
+	WaitLock bool
 }
 
 // setCache keeps the data sets a comparison's probes load, so that each is
@@ -182,6 +209,9 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 		}
 		report.Results = append(report.Results, results...)
 		outcomes = append(outcomes, *o)
+	}
+	if err := lockLost(ctx, dir); err != nil {
+		return nil, nil, err
 	}
 	b, err := json.MarshalIndent(report, "", "  ")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sincere-ml/sincere/internal/dataset"
 	"github.com/sincere-ml/sincere/internal/report"
+	"github.com/sincere-ml/sincere/internal/runlock"
 )
 
 // A comparison is a list of tasks, one per method and seed, each of which
@@ -120,8 +121,13 @@ func (p *plan) run(ctx context.Context, i int) (probed, error) {
 		return probed{}, err
 	}
 	cfg := p.cfgs[t.Method]
+	ctx, unlock, err := lockRun(ctx, t.Dir, fmt.Sprintf("sincere compare, task %d", t.Index), p.opt.WaitLock, p.rep)
+	if err != nil {
+		return probed{}, err
+	}
+	defer unlock()
 	dir, err := Pretrain(ctx, cfg, PretrainOptions{Method: t.Method, Seed: t.Seed, Out: p.opt.Out, Resume: true,
-		Reporter: p.rep, Fetch: p.opt.Fetch, loadTrain: p.loadTrain})
+		Reporter: p.rep, Fetch: p.opt.Fetch, loadTrain: p.loadTrain, locked: true})
 	if err != nil {
 		return probed{}, err
 	}
@@ -134,8 +140,18 @@ func (p *plan) run(ctx context.Context, i int) (probed, error) {
 	return probed{run: report.Run{Method: t.Method, Seed: t.Seed, Dir: dir}, probe: pr, outcomes: outcomes}, nil
 }
 
-// look finds task i's state, and its probe when it is done.
+// look finds task i's state, and its probe when it is done; the detail
+// names the holder of the run's lock, if any.
 func (p *plan) look(i int) (Task, probed) {
+	t, r := p.state(i)
+	if h, err := runlock.Inspect(t.Dir); err == nil && h != nil {
+		t.Detail = strings.TrimPrefix(t.Detail+"; locked by "+h.String(), "; ")
+	}
+	return t, r
+}
+
+// state finds task i's state, and its probe when it is done.
+func (p *plan) state(i int) (Task, probed) {
 	t := p.tasks[i]
 	cfg := p.cfgs[t.Method]
 	if !Finished(t.Dir) {
