@@ -3,8 +3,11 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -30,8 +33,11 @@ const FolderPrefix = "folder:"
 // "synthetic:3x32x32" is CIFAR-shaped.
 const SyntheticPrefix = "synthetic:"
 
+// syntheticShape is the CxHxW of a "synthetic:" name, digits only.
+var syntheticShape = regexp.MustCompile(`^([0-9]+)x([0-9]+)x([0-9]+)$`)
+
 // ParseSynthetic returns the options of a "synthetic" or "synthetic:CxHxW"
-// name.
+// name; anything but three whole numbers after the prefix is an error.
 func ParseSynthetic(name string) (SyntheticOptions, bool, error) {
 	if name == "synthetic" {
 		return DefaultSynthetic, true, nil
@@ -41,8 +47,16 @@ func ParseSynthetic(name string) (SyntheticOptions, bool, error) {
 		return SyntheticOptions{}, false, nil
 	}
 	o := DefaultSynthetic
-	if _, err := fmt.Sscanf(shape, "%dx%dx%d", &o.C, &o.H, &o.W); err != nil {
-		return o, true, fmt.Errorf("%q: want synthetic:CxHxW, e.g. synthetic:3x32x32", name)
+	m := syntheticShape.FindStringSubmatch(shape)
+	if m == nil {
+		return o, true, fmt.Errorf("%q: want synthetic:CxHxW with whole numbers, e.g. synthetic:3x32x32", name)
+	}
+	for i, p := range []*int{&o.C, &o.H, &o.W} {
+		v, err := strconv.Atoi(m[i+1])
+		if err != nil {
+			v = math.MaxInt // out of range: Validate says so
+		}
+		*p = v
 	}
 	return o, true, o.Validate()
 }

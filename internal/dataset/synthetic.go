@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 // SyntheticOptions describes a generated, class-structured image set: each
@@ -21,13 +23,23 @@ type SyntheticOptions struct {
 // DefaultSynthetic is the `synthetic` named data set: MNIST-shaped, small.
 var DefaultSynthetic = SyntheticOptions{Classes: 10, Train: 6000, Test: 1000, C: 1, H: 28, W: 28, Seed: 1}
 
+// Bounds of a data set's classes and channels.
+const (
+	maxClasses  = 1 << 16
+	maxChannels = 64
+)
+
 // Validate reports an option out of range.
 func (o SyntheticOptions) Validate() error {
-	if o.Classes < 1 || o.Train < 0 || o.Test < 0 || o.C < 1 || o.H < 4 || o.W < 4 {
-		return fmt.Errorf("synthetic data set: want >= 1 class, >= 0 images, >= 1 channel and >= 4x4 pixels, got %+v", o)
+	if o.Classes < 1 || o.Classes > maxClasses || o.Train < 0 || o.Test < 0 || o.C < 1 || o.C > maxChannels ||
+		o.H < 4 || o.W < 4 || o.H > sizes.MaxImageSide || o.W > sizes.MaxImageSide {
+		return fmt.Errorf("synthetic data set: want 1 to %d classes, >= 0 images, 1 to %d channels and 4x4 to %dx%d pixels, got %+v",
+			maxClasses, maxChannels, sizes.MaxImageSide, sizes.MaxImageSide, o)
 	}
-	if (o.Train+o.Test)*o.C*o.H*o.W > 1<<32 {
-		return fmt.Errorf("synthetic data set: %d images of %dx%dx%d is too large", o.Train+o.Test, o.C, o.H, o.W)
+	for _, n := range []int{o.Train, o.Test} {
+		if _, err := sizes.Check("synthetic data set", "bytes", sizes.MaxDatasetBytes, n, o.C, o.H, o.W); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -40,6 +40,9 @@ type Config struct {
 	Embedding int `yaml:"embedding" mapstructure:"embedding"`
 }
 
+// maxWidth bounds the projection head's widths.
+const maxWidth = 1 << 16
+
 // Validate reports a bad field by its key.
 func (c Config) Validate() error {
 	switch c.Arch {
@@ -50,11 +53,11 @@ func (c Config) Validate() error {
 	if !(c.Width > 0) || c.Width > 16 || math.IsInf(c.Width, 0) {
 		return fmt.Errorf("model.width: must be in (0, 16], got %v", c.Width)
 	}
-	if c.HeadHidden < 0 || c.HeadHidden > 1<<16 {
-		return fmt.Errorf("model.head_hidden: must be 0 (the feature width) or positive, got %d", c.HeadHidden)
+	if c.HeadHidden < 0 || c.HeadHidden > maxWidth {
+		return fmt.Errorf("model.head_hidden: must be 0 (the feature width) to %d, got %d", maxWidth, c.HeadHidden)
 	}
-	if c.Embedding < 1 || c.Embedding > 1<<16 {
-		return fmt.Errorf("model.embedding: must be at least 1, got %d", c.Embedding)
+	if c.Embedding < 1 || c.Embedding > maxWidth {
+		return fmt.Errorf("model.embedding: must be 1 to %d, got %d", maxWidth, c.Embedding)
 	}
 	return nil
 }

@@ -3,16 +3,19 @@
 package experiment
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -23,6 +26,8 @@ import (
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/evaluate"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/regfile"
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 // Methods: the three contrastive losses and the cross-entropy baseline.
@@ -162,53 +167,69 @@ func Keys() []string {
 // SINCERE_TRAIN_LR sets train.lr.
 const EnvPrefix = "SINCERE"
 
+// maxConfigBytes bounds a configuration file (and a run's config.yaml).
+const maxConfigBytes = 1 << 20
+
 // Load reads a configuration: the defaults, then the file (if path is not
 // empty), then the method's overrides, then SINCERE_* environment
-// variables, then sets ("key=value", values in YAML syntax). Unknown keys,
-// wrong types and values out of range are errors that name the key.
+// variables, then sets ("key=value", values in YAML syntax; a set of an
+// overrides.<method>.<key> changes the overrides before they apply).
+// Unknown keys, wrong types, values that would have to be coerced (1.5 for
+// a whole number, -1 for a seed, true for a number) and values out of range
+// are errors that name the key.
 func Load(path, method string, sets []string) (Config, error) {
+	if method != "" && !slices.Contains(Methods(), method) {
+		return Config{}, fmt.Errorf("unknown method %q (want %s)", method, strings.Join(Methods(), ", "))
+	}
 	v := viper.New()
 	for k, val := range defaults {
 		v.SetDefault(k, val)
 	}
 	if path != "" {
-		v.SetConfigFile(path)
+		b, err := readConfigFile(path)
+		if err != nil {
+			return Config{}, err
+		}
 		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
+		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
 			return Config{}, fmt.Errorf("%s: %w", path, oneLine(err))
 		}
 	}
+	early, late, err := parseSets(sets)
+	if err != nil {
+		return Config{}, err
+	}
+	if len(early) > 0 {
+		o, err := copyMap("overrides", v.Get("overrides"))
+		if err != nil {
+			return Config{}, err
+		}
+		for _, s := range early {
+			if err := setPath(o, s.path[1:], s.value); err != nil {
+				return Config{}, fmt.Errorf("--set %s: %w", s.key, err)
+			}
+		}
+		v.Set("overrides", o)
+	}
 	if method != "" {
-		if o := v.GetStringMap("overrides." + method); len(o) > 0 {
+		switch o := v.Get("overrides." + method).(type) {
+		case nil:
+		case map[string]any:
 			if err := v.MergeConfigMap(o); err != nil {
 				return Config{}, fmt.Errorf("overrides.%s: %w", method, err)
 			}
+		default:
+			return Config{}, fmt.Errorf("overrides.%s: want a map of keys to values, got %v", method, o)
 		}
 	}
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	for _, s := range sets {
-		key, val, ok := strings.Cut(s, "=")
-		key = strings.TrimSpace(key)
-		if !ok || key == "" {
-			return Config{}, fmt.Errorf("--set %q: want key=value", s)
-		}
-		if _, known := defaults[key]; !known && !strings.HasPrefix(key, "overrides.") {
-			return Config{}, fmt.Errorf("--set %s: unknown key %q (see configs/README.md)", s, key)
-		}
-		var parsed any
-		if err := yaml.Unmarshal([]byte(val), &parsed); err != nil {
-			return Config{}, fmt.Errorf("--set %s: value %q is not YAML: %w", key, val, err)
-		}
-		v.Set(key, parsed)
+	for _, s := range late {
+		v.Set(s.key, s.value)
 	}
 	var c Config
-	err := v.UnmarshalExact(&c, func(dc *mapstructure.DecoderConfig) {
-		dc.DecodeHook = listHook
-		dc.WeaklyTypedInput = true
-	})
-	if err != nil {
+	if err := decodeStrict(v.AllSettings(), &c); err != nil {
 		return Config{}, configError(path, err)
 	}
 	if c.Name == "" && path != "" {
@@ -226,6 +247,138 @@ func Load(path, method string, sets []string) (Config, error) {
 	return c, nil
 }
 
+// readConfigFile reads a YAML file of at most maxConfigBytes, a regular
+// file only, and refuses keys without a value (YAML null), which viper
+// would silently replace by their defaults.
+func readConfigFile(path string) ([]byte, error) {
+	b, err := regfile.ReadAll(path, "configuration", maxConfigBytes)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, oneLine(err))
+	}
+	if key := nullKey("", raw); key != "" {
+		return nil, fmt.Errorf("%s: %s has no value (remove the key to use its default)", path, key)
+	}
+	return b, nil
+}
+
+// nullKey returns the first key (in sorted order) of a decoded YAML map
+// whose value is null, by its dotted path, or "".
+func nullKey(prefix string, m map[string]any) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch v := m[k].(type) {
+		case nil:
+			return prefix + k
+		case map[string]any:
+			if n := nullKey(prefix+k+".", v); n != "" {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// keySet is one parsed --set.
+type keySet struct {
+	key   string
+	path  []string
+	value any
+}
+
+// parseSets parses --set key=value flags: those that change the overrides
+// (early) and the others (late). A set needs a known key and a value.
+func parseSets(sets []string) (early, late []keySet, err error) {
+	for _, s := range sets {
+		key, val, ok := strings.Cut(s, "=")
+		key = strings.TrimSpace(key)
+		if !ok || key == "" {
+			return nil, nil, fmt.Errorf("--set %q: want key=value", s)
+		}
+		if strings.TrimSpace(val) == "" {
+			return nil, nil, fmt.Errorf("--set %s: no value (want %s=VALUE)", s, key)
+		}
+		var parsed any
+		if err := yaml.Unmarshal([]byte(val), &parsed); err != nil {
+			return nil, nil, fmt.Errorf("--set %s: value %q is not YAML: %w", key, val, oneLine(err))
+		}
+		if parsed == nil {
+			return nil, nil, fmt.Errorf("--set %s: value %q is null (want a value)", key, val)
+		}
+		ks := keySet{key: key, path: strings.Split(key, "."), value: parsed}
+		if ks.path[0] == "overrides" {
+			if len(ks.path) > 1 && !slices.Contains(Methods(), ks.path[1]) {
+				return nil, nil, fmt.Errorf("--set %s: unknown method %q (want %s)", s, ks.path[1], strings.Join(Methods(), ", "))
+			}
+			early = append(early, ks)
+			continue
+		}
+		if _, known := defaults[key]; !known {
+			return nil, nil, fmt.Errorf("--set %s: unknown key %q (see configs/README.md)", s, key)
+		}
+		late = append(late, ks)
+	}
+	return early, late, nil
+}
+
+// copyMap deep-copies a decoded YAML map; what names it in errors.
+func copyMap(what string, v any) (map[string]any, error) {
+	if v == nil {
+		return map[string]any{}, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: want a map of keys to values, got %v", what, v)
+	}
+	out := make(map[string]any, len(m))
+	for k, x := range m {
+		if sub, ok := x.(map[string]any); ok {
+			c, err := copyMap(what+"."+k, sub)
+			if err != nil {
+				return nil, err
+			}
+			x = c
+		}
+		out[k] = x
+	}
+	return out, nil
+}
+
+// setPath sets m[path[0]][path[1]]... = value, making the maps on the way;
+// an empty path replaces every entry of m.
+func setPath(m map[string]any, path []string, value any) error {
+	if len(path) == 0 {
+		repl, err := copyMap("overrides", value)
+		if err != nil {
+			return err
+		}
+		clear(m)
+		maps.Copy(m, repl)
+		return nil
+	}
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k]
+		if !ok || next == nil {
+			next = map[string]any{}
+			m[k] = next
+		}
+		sub, ok := next.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s holds %v, not a map of keys", k, next)
+		}
+		m = sub
+	}
+	m[path[len(path)-1]] = value
+	return nil
+}
+
 // LoadMethod is Load for a run of one method: an empty method means the
 // configuration's first, whose overrides then apply as if it were named. It
 // returns the method.
@@ -239,6 +392,20 @@ func LoadMethod(path, method string, sets []string) (Config, string, error) {
 	}
 	c, err := Load(path, method, sets)
 	return c, method, err
+}
+
+// decodeStrict decodes settings into out: unknown keys are errors, and a
+// value converts only where nothing is lost (see strictHook).
+func decodeStrict(settings map[string]any, out any) error {
+	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:  mapstructure.ComposeDecodeHookFunc(listHook, strictHook),
+		ErrorUnused: true,
+		Result:      out,
+	})
+	if err != nil {
+		return err
+	}
+	return d.Decode(settings)
 }
 
 // listHook lets a list be written as a string, as environment variables
@@ -268,13 +435,128 @@ func listHook(from, to reflect.Type, data any) (any, error) {
 	}
 	var out []any
 	if err := yaml.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("%q is not a list: %w", s, err)
+		return nil, fmt.Errorf("%q is not a list: %w", s, oneLine(err))
 	}
 	return out, nil
 }
 
+// strictHook converts a scalar to a field's type only where nothing is
+// lost or guessed: a string (an environment variable) is read as YAML
+// first; a number goes into an integer field only when it is whole and in
+// range (into a seed only when it is not negative); a boolean goes into a
+// boolean field only; a whole number may name something (name: 2024).
+func strictHook(from, to reflect.Type, data any) (any, error) {
+	if s, ok := data.(string); ok && to.Kind() != reflect.String && to.Kind() != reflect.Slice &&
+		to.Kind() != reflect.Map && to.Kind() != reflect.Interface && to.Kind() != reflect.Struct {
+		var parsed any
+		if err := yaml.Unmarshal([]byte(s), &parsed); err != nil || parsed == nil {
+			return nil, fmt.Errorf("%q is not a %s", s, kindName(to))
+		}
+		data = parsed
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		f, ok := wholeNumber(data)
+		if !ok {
+			return nil, fmt.Errorf("%v is not a whole number", show(data))
+		}
+		lo, hi := -math.Ldexp(1, to.Bits()-1), math.Ldexp(1, to.Bits()-1)
+		if f < lo || f >= hi {
+			return nil, fmt.Errorf("%v is out of range", show(data))
+		}
+		if i, isInt := data.(int); isInt {
+			return i, nil // exact, even beyond 2^53
+		}
+		return int64(f), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		f, ok := wholeNumber(data)
+		if !ok {
+			return nil, fmt.Errorf("%v is not a whole number", show(data))
+		}
+		if f < 0 {
+			return nil, fmt.Errorf("%v is negative", show(data))
+		}
+		switch v := data.(type) {
+		case int:
+			return uint64(v), nil
+		case uint64:
+			return v, nil
+		}
+		if f >= math.Ldexp(1, to.Bits()) {
+			return nil, fmt.Errorf("%v is out of range", show(data))
+		}
+		return uint64(f), nil
+	case reflect.Float32, reflect.Float64:
+		switch v := data.(type) {
+		case int:
+			return float64(v), nil
+		case uint64:
+			return float64(v), nil
+		case float64:
+			return v, nil
+		}
+		return nil, fmt.Errorf("%v is not a number", show(data))
+	case reflect.Bool:
+		if _, ok := data.(bool); !ok {
+			return nil, fmt.Errorf("%v is not true or false", show(data))
+		}
+	case reflect.String:
+		switch v := data.(type) {
+		case string:
+		case int:
+			return fmt.Sprint(v), nil
+		case uint64:
+			return fmt.Sprint(v), nil
+		default:
+			return nil, fmt.Errorf("%v is not a string", show(data))
+		}
+	}
+	return data, nil
+}
+
+// wholeNumber returns a YAML number as a float64 when it is whole.
+func wholeNumber(data any) (float64, bool) {
+	switch v := data.(type) {
+	case int:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	case float64:
+		return v, v == math.Trunc(v) && !math.IsInf(v, 0)
+	}
+	return 0, false
+}
+
+// show formats a value for an error message; a large whole float shows all
+// its digits.
+func show(data any) string {
+	switch v := data.(type) {
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case string:
+		return strconv.Quote(v)
+	case nil:
+		return "null"
+	}
+	return fmt.Sprint(data)
+}
+
+// kindName names a type for messages.
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	}
+	return "whole number"
+}
+
 // invalidKeys matches mapstructure's report of unknown keys.
 var invalidKeys = regexp.MustCompile(`'([^']*)' has invalid keys: ([^;]*)`)
+
+// quotedKey matches mapstructure's "'key' problem" lines.
+var quotedKey = regexp.MustCompile(`^'([^']+)' (.*)$`)
 
 // configError turns a decoding error into one line that names the key.
 func configError(path string, err error) error {
@@ -294,6 +576,8 @@ func configError(path string, err error) error {
 				keys = append(keys, k)
 			}
 			line = "unknown key " + strings.Join(keys, ", ")
+		} else if m := quotedKey.FindStringSubmatch(line); m != nil {
+			line = m[1] + ": " + m[2]
 		}
 		msgs = append(msgs, line)
 	}
@@ -312,20 +596,29 @@ func oneLine(err error) error {
 
 // Validate reports the first value out of range, naming its key.
 func (c Config) Validate() error {
+	if err := checkOverrides(c.Overrides); err != nil {
+		return err
+	}
+	if err := CheckPlainName(c.Name); err != nil {
+		return fmt.Errorf("name: %w", err)
+	}
 	if len(c.Methods) == 0 {
 		return errors.New("methods: list at least one method")
 	}
-	for _, m := range c.Methods {
+	for i, m := range c.Methods {
 		if !slices.Contains(Methods(), m) {
 			return fmt.Errorf("methods: unknown method %q (want %s)", m, strings.Join(Methods(), ", "))
+		}
+		if slices.Contains(c.Methods[:i], m) {
+			return fmt.Errorf("methods: %s is listed twice", m)
 		}
 	}
 	if len(c.Seeds) == 0 {
 		return errors.New("seeds: list at least one seed")
 	}
-	for m := range c.Overrides {
-		if !slices.Contains(Methods(), m) {
-			return fmt.Errorf("overrides.%s: unknown method", m)
+	for i, s := range c.Seeds {
+		if slices.Contains(c.Seeds[:i], s) {
+			return fmt.Errorf("seeds: %d is listed twice (each seed is one run)", s)
 		}
 	}
 	d := c.Data
@@ -340,8 +633,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("data.views: must be 1 to 16, got %d", d.Views)
 	case d.Sampler != dataset.SamplerBalanced && d.Sampler != dataset.SamplerShuffled:
 		return fmt.Errorf("data.sampler: want %s or %s, got %q", dataset.SamplerBalanced, dataset.SamplerShuffled, d.Sampler)
-	case d.Workers < 0:
-		return fmt.Errorf("data.workers: must be >= 0 (0: one per core), got %d", d.Workers)
+	case d.Workers < 0 || d.Workers > sizes.MaxWorkers:
+		return fmt.Errorf("data.workers: must be 0 (one per core) to %d, got %d", sizes.MaxWorkers, d.Workers)
 	case d.ImageSize < 4 || d.ImageSize > 1024:
 		return fmt.Errorf("data.image_size: must be 4 to 1024, got %d", d.ImageSize)
 	case d.Channels != 1 && d.Channels != 3:
@@ -364,28 +657,28 @@ func (c Config) Validate() error {
 	}
 	t := c.Train
 	switch {
-	case t.Epochs < 1:
-		return fmt.Errorf("train.epochs: must be at least 1, got %d", t.Epochs)
-	case t.BatchSize < 2:
-		return fmt.Errorf("train.batch_size: must be at least 2, got %d", t.BatchSize)
+	case t.Epochs < 1 || t.Epochs > maxEpochs:
+		return fmt.Errorf("train.epochs: must be 1 to %d, got %d", maxEpochs, t.Epochs)
+	case t.BatchSize < 2 || t.BatchSize > maxBatch:
+		return fmt.Errorf("train.batch_size: must be 2 to %d, got %d", maxBatch, t.BatchSize)
 	case !(t.LR > 0) || math.IsInf(t.LR, 0):
 		return fmt.Errorf("train.lr: must be > 0, got %v", t.LR)
 	case !(t.Momentum >= 0 && t.Momentum < 1):
 		return fmt.Errorf("train.momentum: must be in [0, 1), got %v", t.Momentum)
 	case !(t.WeightDecay >= 0) || math.IsInf(t.WeightDecay, 0):
 		return fmt.Errorf("train.weight_decay: must be >= 0, got %v", t.WeightDecay)
-	case t.WarmupSteps < 0:
-		return fmt.Errorf("train.warmup_steps: must be >= 0, got %d", t.WarmupSteps)
+	case t.WarmupSteps < 0 || t.WarmupSteps > maxSteps:
+		return fmt.Errorf("train.warmup_steps: must be 0 to %d, got %d", maxSteps, t.WarmupSteps)
 	case !(t.MinLRRatio >= 0 && t.MinLRRatio <= 1):
 		return fmt.Errorf("train.min_lr_ratio: must be in [0, 1], got %v", t.MinLRRatio)
-	case t.LogEvery < 1:
-		return fmt.Errorf("train.log_every: must be at least 1, got %d", t.LogEvery)
-	case t.CheckpointEvery < 1:
-		return fmt.Errorf("train.checkpoint_every: must be at least 1, got %d", t.CheckpointEvery)
+	case t.LogEvery < 1 || t.LogEvery > maxSteps:
+		return fmt.Errorf("train.log_every: must be 1 to %d, got %d", maxSteps, t.LogEvery)
+	case t.CheckpointEvery < 1 || t.CheckpointEvery > maxSteps:
+		return fmt.Errorf("train.checkpoint_every: must be 1 to %d, got %d", maxSteps, t.CheckpointEvery)
 	case t.Device != kernels.DeviceCPU && t.Device != kernels.DeviceCUDA && t.Device != kernels.DeviceAuto:
 		return fmt.Errorf("train.device: want cpu, cuda or auto, got %q", t.Device)
-	case t.Workers < 0:
-		return fmt.Errorf("train.workers: must be >= 0 (0: one per core), got %d", t.Workers)
+	case t.Workers < 0 || t.Workers > sizes.MaxWorkers:
+		return fmt.Errorf("train.workers: must be 0 (one per core) to %d, got %d", sizes.MaxWorkers, t.Workers)
 	}
 	p := c.Probe
 	for _, name := range p.Datasets {
@@ -400,6 +693,91 @@ func (c Config) Validate() error {
 		return fmt.Errorf("probe.bootstrap: must be 0 to 100000 resamples, got %d", p.Bootstrap)
 	}
 	return c.Probe.linear().Validate()
+}
+
+// Bounds of the training settings: beyond them a count overflows or a run
+// could never end.
+const (
+	maxEpochs = 1_000_000
+	maxBatch  = 1 << 20
+	maxSteps  = 1 << 40
+)
+
+// plainName is a name that can be one path component: letters, digits,
+// '-', '_' and '.'.
+var plainName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// maxNameLen bounds a name that becomes a folder (with room for
+// "-seed<S>" within the usual 255-byte limit of a file name).
+const maxNameLen = 200
+
+// CheckPlainName accepts a name that becomes one folder of a path: letters,
+// digits, '-', '_' and '.', not "." or "..", at most 200 bytes. Nothing
+// else may name a run or a comparison: a separator or ".." would put them
+// outside the output folder.
+func CheckPlainName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty name")
+	case name == "." || name == "..":
+		return fmt.Errorf("%q is not a name", name)
+	case len(name) > maxNameLen:
+		return fmt.Errorf("%q is longer than %d bytes", name[:20]+"...", maxNameLen)
+	case !plainName.MatchString(name):
+		return fmt.Errorf("%q is not a plain name (letters, digits, '-', '_' and '.' only; it names a folder)", name)
+	}
+	return nil
+}
+
+// sharedKeys are the keys a method may not override: what names the runs,
+// and what every method of a comparison must be trained and evaluated on
+// alike for its table to mean anything.
+var sharedKeys = []string{"name", "methods", "seeds", "overrides", "probe", "data.dataset", "data.classes", "data.image_size", "data.channels"}
+
+// checkOverrides checks every method's overrides before any is used: a
+// known method, a map of known keys of the right types, and none of the
+// shared keys.
+func checkOverrides(o map[string]any) error {
+	methods := make([]string, 0, len(o))
+	for m := range o {
+		methods = append(methods, m)
+	}
+	slices.Sort(methods)
+	for _, m := range methods {
+		if !slices.Contains(Methods(), m) {
+			return fmt.Errorf("overrides.%s: unknown method (want %s)", m, strings.Join(Methods(), ", "))
+		}
+		mo, ok := o[m].(map[string]any)
+		if !ok {
+			return fmt.Errorf("overrides.%s: want a map of keys to values, got %v", m, show(o[m]))
+		}
+		for _, k := range flatKeys("", mo) {
+			for _, sk := range sharedKeys {
+				if k == sk || strings.HasPrefix(k, sk+".") {
+					return fmt.Errorf("overrides.%s.%s: %s is shared by every method and cannot be overridden for one", m, k, sk)
+				}
+			}
+		}
+		var probe Config
+		if err := decodeStrict(mo, &probe); err != nil {
+			return fmt.Errorf("overrides.%s: %w", m, configError("", err))
+		}
+	}
+	return nil
+}
+
+// flatKeys lists the dotted keys of a nested map's leaves, sorted.
+func flatKeys(prefix string, m map[string]any) []string {
+	var out []string
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
+			out = append(out, flatKeys(prefix+k+".", sub)...)
+			continue
+		}
+		out = append(out, prefix+k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // linear returns the linear probe's options.
@@ -439,7 +817,7 @@ func (c Config) runDigest() (string, error) {
 
 // readRunConfig reads a run's config.yaml.
 func readRunConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadAll(path, "configuration", maxConfigBytes)
 	if err != nil {
 		return Config{}, err
 	}
