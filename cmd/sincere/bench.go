@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -10,6 +11,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/dataset"
 	"github.com/sincere-ml/sincere/internal/experiment"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 func newBenchCmd(e *env) *cobra.Command {
@@ -58,8 +60,14 @@ of it.`,
   sincere-cuda bench loss --device cuda --n 32768 --n 262144 --loss sincere --precision tf32`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkWorkers("--workers", workers); err != nil {
+				return err
+			}
 			var err error
 			if o.Losses, err = benchmark.ParseLosses(losses); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
 				return err
 			}
 			opt := kernels.Options{CPU: kernels.CPUOptions{Workers: workers, Portable: portable, Tile: tile},
@@ -154,6 +162,11 @@ images (images/s) and augmented views (views/s) per second.`,
 		Example: "  sincere bench data\n  sincere bench data --batch 512 --workers 1 --workers 2",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, w := range o.Workers {
+				if err := checkWorkers("--workers", w); err != nil {
+					return err
+				}
+			}
 			if root == "" {
 				root = dataset.DefaultRoot()
 			}
@@ -240,4 +253,12 @@ same shape: --set data.dataset=synthetic:3x32x32.`,
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed steps first")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// checkWorkers bounds a worker-count flag.
+func checkWorkers(flag string, w int) error {
+	if w < 0 || w > sizes.MaxWorkers {
+		return fmt.Errorf("%s: must be 0 (one per core) to %d, got %d", flag, sizes.MaxWorkers, w)
+	}
+	return nil
 }

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sincere-ml/sincere/internal/atomicfile"
 	"github.com/sincere-ml/sincere/internal/kernels"
 	"github.com/sincere-ml/sincere/internal/npyfile"
 )
@@ -73,6 +76,11 @@ has TF32 tensor cores: float32 accuracy), tf32 (about 3x faster, gradients to
 			if err := p.Validate(); err != nil {
 				return err
 			}
+			if gradPath != "" {
+				if err := atomicfile.CheckTarget(gradPath); err != nil {
+					return fmt.Errorf("--grad-out: %w", err)
+				}
+			}
 			z, n, d, err := npyfile.ReadMatrix(zPath)
 			if err != nil {
 				return fmt.Errorf("embeddings: %w", err)
@@ -87,6 +95,12 @@ has TF32 tensor cores: float32 accuracy), tf32 (about 3x faster, gradients to
 			if err := kernels.CheckInputs(z, n, d, labels); err != nil {
 				return fmt.Errorf("%s: %w", zPath, err)
 			}
+			if err := checkRange(z, n, d, p.Temperature); err != nil {
+				return fmt.Errorf("%s: %w", zPath, err)
+			}
+			if n > 0 && !slices.ContainsFunc(labels, func(y int) bool { return y != labels[0] }) {
+				return fmt.Errorf("the loss is undefined: all %d labels in %s are %d; a supervised contrastive loss needs at least two classes", n, yPath, labels[0])
+			}
 			eng, err := kernels.Open(device, kernels.Options{CUDA: kernels.CUDAOptions{Precision: precision}})
 			if err != nil {
 				return err
@@ -99,6 +113,13 @@ has TF32 tensor cores: float32 accuracy), tf32 (about 3x faster, gradients to
 			res, err := eng.Compute(p, z, n, d, labels, grad)
 			if err != nil {
 				return err
+			}
+			// Nothing is written unless the whole result is finite.
+			if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+				return fmt.Errorf("the loss overflowed: it is %v at temperature %g (rows of %s too long, or the temperature too small?)", res.Loss, p.Temperature, zPath)
+			}
+			if i := slices.IndexFunc(grad, func(g float32) bool { return math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) }); i >= 0 {
+				return fmt.Errorf("the gradient overflowed: dL/dZ[%d][%d] is %v at temperature %g; nothing written to %s", i/d, i%d, grad[i], p.Temperature, gradPath)
 			}
 			if gradPath != "" {
 				if err := npyfile.WriteMatrix(gradPath, grad, n, d); err != nil {
@@ -156,4 +177,26 @@ func cpuReason() string {
 		return "this binary has no CUDA support (`make cuda` builds one for NVIDIA GPUs)"
 	}
 	return "no usable NVIDIA GPU was found"
+}
+
+// checkRange reports embeddings whose similarities z_i.z_j / T cannot be
+// represented in float32, where the losses compute them: by Cauchy-Schwarz
+// every similarity and every partial dot product is within the largest
+// squared row norm, divided by T when T < 1.
+func checkRange(z []float32, n, d int, temperature float64) error {
+	worst, row := 0.0, 0
+	for i := range n {
+		var sq float64
+		for _, v := range z[i*d : (i+1)*d] {
+			sq += float64(v) * float64(v)
+		}
+		if sq > worst {
+			worst, row = sq, i
+		}
+	}
+	if bound := max(worst, worst/temperature); bound > math.MaxFloat32 {
+		return fmt.Errorf("the loss overflowed: row %d has squared norm %.3g, so similarities at temperature %g reach %.3g, beyond float32's %.3g (normalise the rows)",
+			row, worst, temperature, bound, math.MaxFloat32)
+	}
+	return nil
 }

@@ -310,3 +310,93 @@ func TestExitStatus(t *testing.T) {
 		t.Errorf("stderr %q", stderr.String())
 	}
 }
+
+// TestLossWritesNothingUnlessFinite: an overflowing loss is a clear error
+// before any file is touched: an existing --grad-out keeps its content,
+// and a folder given as --grad-out is refused before any work.
+func TestLossWritesNothingUnlessFinite(t *testing.T) {
+	dir := t.TempDir()
+	big := float32(1e20)
+	z := writeNpy(t, dir, "z.npy", []float32{big, 0, 0, big, big, 0, 0, big}, 4, 2)
+	unit := writeNpy(t, dir, "u.npy", []float32{1, 0, 0, 1, 0.6, 0.8, 0.8, 0.6}, 4, 2)
+	y := writeLabels(t, dir, "y.npy", []int64{0, 1, 0, 1})
+	g := filepath.Join(dir, "g.npy")
+	if err := os.WriteFile(g, []byte("earlier result"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"rows scaled by 1e20", []string{"--temperature", "0.1", "--embeddings", z}},
+		{"temperature 1e-300", []string{"--temperature", "1e-300", "--embeddings", unit}},
+	} {
+		for _, loss := range []string{"supcon", "sincere"} {
+			args := append([]string{"loss", "--loss", loss, "--labels", y, "--grad-out", g, "--device", "cpu"}, c.args...)
+			code, stdout, stderr := sincere(args...)
+			if code == 0 || !strings.Contains(stderr, "overflowed") || strings.Contains(stderr, "json") || stdout != "" {
+				t.Errorf("%s, %s: exit %d, stdout %q, stderr %q", c.name, loss, code, stdout, stderr)
+			}
+			if b, _ := os.ReadFile(g); string(b) != "earlier result" {
+				t.Errorf("%s, %s: --grad-out was overwritten", c.name, loss)
+			}
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 4 {
+		t.Errorf("the failed runs left files behind: %d entries", len(entries))
+	}
+	folder := t.TempDir()
+	code, _, stderr := sincere("loss", "--loss", "sincere", "--temperature", "0.1", "--embeddings", unit, "--labels", y, "--grad-out", folder)
+	if code == 0 || !strings.Contains(stderr, "is a folder") {
+		t.Errorf("--grad-out FOLDER: exit %d, %q", code, stderr)
+	}
+	for _, d := range []string{folder, filepath.Dir(folder), "/"} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if strings.Contains(e.Name(), ".tmp-") {
+				t.Errorf("--grad-out FOLDER left %s in %s", e.Name(), d)
+			}
+		}
+	}
+}
+
+// TestLossOfOneClassIsUndefined: with every label equal there are no
+// negatives; the command says the loss is undefined rather than print 0.
+func TestLossOfOneClassIsUndefined(t *testing.T) {
+	dir := t.TempDir()
+	z := writeNpy(t, dir, "z.npy", []float32{1, 0, 0, 1, 0.6, 0.8, 0.8, 0.6}, 4, 2)
+	y := writeLabels(t, dir, "y.npy", []int64{3, 3, 3, 3})
+	for _, loss := range []string{"sincere", "supcon", "eps-supinfonce"} {
+		code, stdout, stderr := sincere("loss", "--loss", loss, "--temperature", "0.1", "--embeddings", z, "--labels", y)
+		if code == 0 || stdout != "" || !strings.Contains(stderr, "undefined") || !strings.Contains(stderr, "two classes") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", loss, code, stdout, stderr)
+		}
+	}
+}
+
+// TestSizeFlagsAreBounded: sizes and worker counts given as flags are
+// checked (overflow-safe) before anything is allocated or started.
+func TestSizeFlagsAreBounded(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("data: {dataset: synthetic}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "loss", "--n", "4000000000", "--device", "cpu"}, "limit"},
+		{[]string{"bench", "loss", "--n", "100", "--d", "4611686018427387904", "--device", "cpu"}, "limit"},
+		{[]string{"bench", "loss", "--n", "100", "--workers", "100000000", "--device", "cpu"}, "--workers: must be 0 (one per core) to 256"},
+		{[]string{"bench", "data", "--workers", "1000000"}, "--workers: must be 0 (one per core) to 256"},
+		{[]string{"pretrain", "--config", cfg, "--set", "data.workers=1000000"}, "data.workers"},
+		{[]string{"pretrain", "--config", cfg, "--set", "train.workers=100000000"}, "train.workers"},
+		{[]string{"pretrain", "--config", cfg, "--set", "data.dataset=synthetic:1x4294967296x4294967296"}, "4096"},
+	} {
+		code, _, stderr := sincere(c.args...)
+		if code == 0 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q should name %q", c.args, code, stderr, c.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write writes b to path atomically.
@@ -18,14 +19,42 @@ func Write(path string, b []byte) error {
 	})
 }
 
+// CheckTarget reports a path that cannot be written atomically: a folder
+// (or a path ending in a separator), or one in a missing folder. Write
+// checks it too; callers that compute long before writing check it first.
+func CheckTarget(path string) error {
+	if path == "" || strings.HasSuffix(path, string(filepath.Separator)) {
+		return fmt.Errorf("%q: want a file name, not a folder", path)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s: is a folder; want a file name", path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s: %s is not a folder", path, dir)
+	}
+	return nil
+}
+
+// TempPattern is how the temporary files are named: "." + the target's
+// name + TempPattern, so that a folder's leftovers can be found (Clean).
+const TempPattern = ".tmp-*"
+
 // WriteFunc writes what fill produces to path atomically; if fill fails,
 // nothing is left behind.
 func WriteFunc(path string, fill func(w io.Writer) error) error {
+	if err := CheckTarget(path); err != nil {
+		return err
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	tmp, err := os.CreateTemp(dir, "."+base+TempPattern)
 	if err != nil {
 		return err
 	}
@@ -53,4 +82,39 @@ func WriteFunc(path string, fill func(w io.Writer) error) error {
 	}
 	done = true
 	return nil
+}
+
+// Clean removes the temporary files an interrupted write (a killed
+// process) left in dir for the named targets, and returns how many it
+// removed. Call it only where no other process is writing those targets.
+func Clean(dir string, targets ...string) (int, error) {
+	removed := 0
+	for _, t := range targets {
+		matches, err := filepath.Glob(filepath.Join(dir, "."+globEscape(t)+TempPattern))
+		if err != nil {
+			return removed, err
+		}
+		for _, m := range matches {
+			if st, err := os.Lstat(m); err != nil || !st.Mode().IsRegular() {
+				continue
+			}
+			if err := os.Remove(m); err != nil && !os.IsNotExist(err) {
+				return removed, err
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// globEscape quotes the pattern characters of a file name.
+func globEscape(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 // LossOptions configures RunLoss.
@@ -37,6 +38,10 @@ type LossOptions struct {
 	Seed uint64
 }
 
+// MaxValues bounds N x D of a benchmarked batch (4 GiB of float32 for the
+// embeddings, as much again for the gradient).
+const MaxValues = 1 << 30
+
 // MinRuns is the fewest timed runs a median is taken over.
 const MinRuns = 5
 
@@ -45,13 +50,16 @@ func (o LossOptions) Validate() error {
 	if len(o.Sizes) == 0 || len(o.Losses) == 0 {
 		return fmt.Errorf("need at least one size and one loss")
 	}
+	if o.Dim < 1 {
+		return fmt.Errorf("dimension must be at least 1, got %d", o.Dim)
+	}
 	for _, n := range o.Sizes {
 		if n < 2 {
 			return fmt.Errorf("batch size must be at least 2, got %d", n)
 		}
-	}
-	if o.Dim < 1 {
-		return fmt.Errorf("dimension must be at least 1, got %d", o.Dim)
+		if _, err := sizes.Check(fmt.Sprintf("--n %d with --d %d", n, o.Dim), "embedding values", MaxValues, n, o.Dim); err != nil {
+			return err
+		}
 	}
 	if o.Runs < MinRuns {
 		return fmt.Errorf("runs must be at least %d for a median, got %d", MinRuns, o.Runs)

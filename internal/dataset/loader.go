@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 // Samplers: how a loader picks the images of each batch.
@@ -23,6 +25,14 @@ const (
 	// SamplerSequential takes the images in order, the last batch possibly
 	// short: for evaluation.
 	SamplerSequential = "sequential"
+)
+
+// Bounds of a loader: views per image, the bytes of one batch, and what
+// the batches prepared ahead may hold together by default.
+const (
+	MaxViews         = 16
+	maxBatchBytes    = 1 << 34
+	maxPrefetchBytes = 1 << 31
 )
 
 // LoaderOptions configures a Loader.
@@ -43,7 +53,7 @@ type LoaderOptions struct {
 	// The batches do not depend on it.
 	Workers int
 	// Prefetch is how many batches may be ready ahead of the consumer;
-	// 0 means twice the workers.
+	// 0 means twice the workers, as far as 2 GiB of batches allow.
 	Prefetch int
 	// Mean and Std normalise each channel; nil means the data set's own
 	// (pass the training split's for a test split).
@@ -88,8 +98,13 @@ func NewLoader(ds *Dataset, opt LoaderOptions) (*Loader, error) {
 	if ds.Len() == 0 {
 		return nil, fmt.Errorf("%s: no images to load", ds.Name)
 	}
-	if opt.BatchSize < 1 || opt.Views < 1 {
-		return nil, fmt.Errorf("batch size and views must be at least 1, got %d and %d", opt.BatchSize, opt.Views)
+	if opt.BatchSize < 1 || opt.Views < 1 || opt.Views > MaxViews {
+		return nil, fmt.Errorf("batch size must be at least 1 and views 1 to %d, got %d and %d", MaxViews, opt.BatchSize, opt.Views)
+	}
+	batchBytes, err := sizes.Check(fmt.Sprintf("%s: a batch of %d images x %d views", ds.Name, opt.BatchSize, opt.Views),
+		"bytes", maxBatchBytes, opt.BatchSize, opt.Views, ds.ImageSize(), 4)
+	if err != nil {
+		return nil, err
 	}
 	switch opt.Sampler {
 	case SamplerBalanced, SamplerShuffled:
@@ -100,14 +115,15 @@ func NewLoader(ds *Dataset, opt LoaderOptions) (*Loader, error) {
 	default:
 		return nil, fmt.Errorf("unknown sampler %q (want %s, %s or %s)", opt.Sampler, SamplerBalanced, SamplerShuffled, SamplerSequential)
 	}
-	if opt.Workers < 0 || opt.Prefetch < 0 {
-		return nil, fmt.Errorf("workers and prefetch must be >= 0")
+	if opt.Workers < 0 || opt.Workers > sizes.MaxWorkers || opt.Prefetch < 0 || opt.Prefetch > sizes.MaxWorkers {
+		return nil, fmt.Errorf("workers and prefetch must be 0 to %d, got %d and %d", sizes.MaxWorkers, opt.Workers, opt.Prefetch)
 	}
 	if opt.Workers == 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opt.Prefetch == 0 {
-		opt.Prefetch = 2 * opt.Workers
+		// Twice the workers, within maxPrefetchBytes of batches.
+		opt.Prefetch = max(1, min(2*opt.Workers, maxPrefetchBytes/batchBytes))
 	}
 	if opt.Mean == nil || opt.Std == nil {
 		opt.Mean, opt.Std = ds.MeanStd()

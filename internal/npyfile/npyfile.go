@@ -1,26 +1,51 @@
 // Package npyfile reads and writes the NumPy .npy files the command line
-// exchanges: embedding matrices, label vectors and gradients. It checks
-// every header against the file's size before decoding, so a truncated or
-// malformed file is an error that names it, never a panic or a silently
-// short array; writes go to a temporary file that is renamed into place.
+// exchanges: embedding matrices, label vectors and gradients. Its reader
+// parses the header dictionary as NumPy does (keys in any order, any
+// spacing) and checks it against the file's size before reading the
+// values, so a truncated, malformed or lying file is an error that names
+// it, never a panic, a huge allocation or a silently short array; only
+// regular files are read. Writes give numpy.save's bytes, through a
+// temporary file that is renamed into place.
 package npyfile
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
-	"os"
-
-	"codeberg.org/sbinet/npyio/npy"
+	"strconv"
+	"strings"
 
 	"github.com/sincere-ml/sincere/internal/atomicfile"
+	"github.com/sincere-ml/sincere/internal/regfile"
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
-// maxElements bounds the arrays this package will decode (2^34 values): a
-// header that claims more is treated as corrupt rather than allocated.
-const maxElements = 1 << 34
+// Limits on what a file may declare: a header that claims more is refused
+// before anything is allocated.
+const (
+	// maxHeader bounds the header dictionary (NumPy itself reads at most
+	// 10000 bytes of it by default).
+	maxHeader = 1 << 16
+	// maxElements bounds the values of one array (2^32).
+	maxElements = 1 << 32
+)
+
+// header is a parsed .npy header.
+type header struct {
+	order   binary.ByteOrder
+	kind    byte // 'f', 'i', 'u' or 'b'
+	size    int  // bytes per value
+	dtype   string
+	fortran bool
+	shape   []int
+	elems   int
+	// data is the offset of the values in the file.
+	data int64
+}
 
 // array is a decoded .npy file: its values, shape and NumPy type string.
 type array struct {
@@ -29,119 +54,310 @@ type array struct {
 	dtype string
 }
 
-// read decodes the .npy file at path after checking that its header is
-// well formed and that the data that follows has exactly the size the
-// header promises.
-func read(path string) (arr array, err error) {
-	raw, err := os.ReadFile(path)
+// read decodes the .npy file at path: the header is parsed and checked
+// against the file's size before the values are read, so that nothing is
+// allocated that the file does not hold.
+func read(path string) (array, error) {
+	f, size, err := regfile.Open(path)
 	if err != nil {
 		return array{}, err
 	}
-	defer func() {
-		// npyio trusts its headers; a panic while decoding one means the
-		// file is malformed in a way the checks below did not catch.
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s: malformed .npy file", path)
-		}
-	}()
-	if len(raw) < 10 || !bytes.Equal(raw[:6], npy.Magic[:]) {
-		return array{}, fmt.Errorf("%s: not a .npy file (bad magic)", path)
-	}
-	if err := checkHeaderText(raw); err != nil {
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
+	h, err := readHeader(br)
+	if err != nil {
 		return array{}, fmt.Errorf("%s: %w", path, err)
 	}
-	br := bytes.NewReader(raw)
-	r, err := npy.NewReader(br)
+	want := h.data + int64(h.elems)*int64(h.size)
+	if size != want {
+		if size < want {
+			return array{}, fmt.Errorf("%s: truncated: shape %v of %s needs %d data bytes, file has %d", path, h.shape, h.dtype, want-h.data, max(size-h.data, 0))
+		}
+		return array{}, fmt.Errorf("%s: %d bytes of trailing data after shape %v of %s", path, size-want, h.shape, h.dtype)
+	}
+	data, err := decode(br, h)
 	if err != nil {
-		return array{}, fmt.Errorf("%s: malformed .npy header: %v", path, err)
+		return array{}, fmt.Errorf("%s: %w", path, err)
 	}
-	shape := r.Header.Descr.Shape
-	elems := 1
-	for _, s := range shape {
-		if s < 0 || (s > 0 && elems > maxElements/s) {
-			return array{}, fmt.Errorf("%s: implausible shape %v", path, shape)
-		}
-		elems *= s
+	if h.fortran && len(h.shape) == 2 {
+		data = transposed(data, h.shape[0], h.shape[1])
 	}
-	size, ok := itemSize(r.Header.Descr.Type)
-	if !ok {
-		return array{}, fmt.Errorf("%s: unsupported dtype %s (want a number type)", path, r.Header.Descr.Type)
-	}
-	if want, got := elems*size, br.Len(); got != want {
-		if got < want {
-			return array{}, fmt.Errorf("%s: truncated: shape %v of %s needs %d data bytes, file has %d", path, shape, r.Header.Descr.Type, want, got)
-		}
-		return array{}, fmt.Errorf("%s: %d bytes of trailing data after shape %v of %s", path, got-want, shape, r.Header.Descr.Type)
-	}
-	var a npy.Array
-	if err := r.Read(&a); err != nil {
-		return array{}, fmt.Errorf("%s: %v", path, err)
-	}
-	data := a.Data()
-	if r.Header.Descr.Fortran && len(shape) == 2 {
-		data = transposed(data, shape[0], shape[1])
-	}
-	return array{data: data, shape: shape, dtype: r.Header.Descr.Type}, nil
+	return array{data: data, shape: h.shape, dtype: h.dtype}, nil
 }
 
-// checkHeaderText checks the parts of the header dictionary that npyio's
-// parser indexes without checking: the length field, the newline that ends
-// the header, and the three keys in order.
-func checkHeaderText(raw []byte) error {
-	var start, n int
-	switch raw[6] {
+// readHeader reads the magic string, the version, the header length and
+// the header dictionary, and checks the dictionary: exactly the keys descr
+// (a plain number type), fortran_order and shape (a tuple of whole
+// numbers), in any order, as NumPy accepts them.
+func readHeader(r io.Reader) (header, error) {
+	var pre [8]byte
+	if n, err := io.ReadFull(r, pre[:]); err != nil || !bytes.Equal(pre[:6], magic) {
+		if n < len(magic) || !bytes.Equal(pre[:6], magic) {
+			return header{}, errors.New("not a .npy file (bad magic)")
+		}
+		return header{}, errors.New("truncated .npy header")
+	}
+	var hlen, start int
+	switch pre[6] {
 	case 1:
-		start, n = 10, int(raw[8])|int(raw[9])<<8
-	case 2, 3:
-		if len(raw) < 12 {
-			return errors.New("truncated .npy header")
+		var l [2]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return header{}, errors.New("truncated .npy header")
 		}
-		start = 12
-		n = int(raw[8]) | int(raw[9])<<8 | int(raw[10])<<16 | int(raw[11])<<24
+		hlen, start = int(binary.LittleEndian.Uint16(l[:])), 10
+	case 2, 3:
+		var l [4]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return header{}, errors.New("truncated .npy header")
+		}
+		hlen, start = int(binary.LittleEndian.Uint32(l[:])), 12
 	default:
-		return fmt.Errorf("unsupported .npy version %d", raw[6])
+		return header{}, fmt.Errorf("unsupported .npy version %d", pre[6])
 	}
-	if n <= 0 || start+n > len(raw) {
-		return errors.New("truncated .npy header")
+	if hlen > maxHeader {
+		return header{}, fmt.Errorf("header of %d bytes, more than the %d this reader accepts", hlen, maxHeader)
 	}
-	hdr := raw[start : start+n]
-	if bytes.LastIndexByte(hdr, '\n') < 0 {
-		return errors.New("malformed .npy header (no newline)")
+	text := make([]byte, hlen)
+	if _, err := io.ReadFull(r, text); err != nil {
+		return header{}, errors.New("truncated .npy header")
 	}
-	d := bytes.Index(hdr, []byte("'descr': "))
-	o := bytes.Index(hdr, []byte("'fortran_order': "))
-	s := bytes.Index(hdr, []byte("'shape': ("))
-	e := bytes.Index(hdr, []byte("}"))
-	if d < 0 || o < 0 || s < 0 || e < 0 || !(d < o && o < s && s < e) {
-		return errors.New("malformed .npy header dictionary")
+	h, err := parseDict(string(text))
+	if err != nil {
+		return header{}, fmt.Errorf("malformed .npy header: %w", err)
 	}
-	if bytes.IndexByte(hdr[s:e], ')') < 0 {
-		return errors.New("malformed .npy shape")
-	}
-	return nil
+	h.data = int64(start + hlen)
+	return h, nil
 }
 
-// itemSize returns the byte size of a plain numeric NumPy type string such
-// as "<f4" or "|u1".
-func itemSize(dtype string) (int, bool) {
-	if len(dtype) < 5 || dtype[0] != '\'' || dtype[len(dtype)-1] != '\'' {
-		return 0, false
+// magic starts every .npy file.
+var magic = []byte("\x93NUMPY")
+
+// parseDict parses the header dictionary, e.g.
+// {'descr': '<f4', 'fortran_order': False, 'shape': (8, 4), }.
+func parseDict(s string) (header, error) {
+	var h header
+	p := &dictParser{s: s}
+	if !p.eat('{') {
+		return h, errors.New("want a {...} dictionary")
 	}
-	t := dtype[1 : len(dtype)-1]
-	if len(t) != 3 || (t[0] != '<' && t[0] != '>' && t[0] != '|' && t[0] != '=') {
-		return 0, false
+	seen := map[string]bool{}
+	for {
+		if p.eat('}') {
+			break
+		}
+		key, err := p.str()
+		if err != nil {
+			return h, err
+		}
+		if seen[key] {
+			return h, fmt.Errorf("key %q twice", key)
+		}
+		seen[key] = true
+		if !p.eat(':') {
+			return h, fmt.Errorf("want ':' after %q", key)
+		}
+		switch key {
+		case "descr":
+			d, err := p.str()
+			if err != nil {
+				return h, err
+			}
+			if err := h.setType(d); err != nil {
+				return h, err
+			}
+		case "fortran_order":
+			switch {
+			case p.word("True"):
+				h.fortran = true
+			case p.word("False"):
+			default:
+				return h, errors.New("fortran_order must be True or False")
+			}
+		case "shape":
+			if h.shape, err = p.tuple(); err != nil {
+				return h, err
+			}
+		default:
+			return h, fmt.Errorf("unexpected key %q", key)
+		}
+		if !p.eat(',') {
+			if !p.eat('}') {
+				return h, errors.New("want ',' or '}' after a value")
+			}
+			break
+		}
 	}
-	switch t[1:] {
-	case "b1", "i1", "u1":
-		return 1, true
-	case "i2", "u2":
-		return 2, true
-	case "i4", "u4", "f4":
-		return 4, true
-	case "i8", "u8", "f8":
-		return 8, true
+	if strings.TrimSpace(s[p.i:]) != "" {
+		return h, errors.New("text after the dictionary")
 	}
-	return 0, false
+	if !seen["descr"] || !seen["fortran_order"] || !seen["shape"] {
+		return h, errors.New("want the keys descr, fortran_order and shape")
+	}
+	elems, ok := sizes.Product(maxElements, h.shape...)
+	if !ok {
+		return h, fmt.Errorf("implausible shape %v (more than %d values)", h.shape, int64(maxElements))
+	}
+	h.elems = int(elems)
+	return h, nil
+}
+
+// setType reads a plain numeric NumPy type string such as "<f4" or "|u1";
+// anything else (strings, records, complex numbers) is refused.
+func (h *header) setType(d string) error {
+	h.dtype = "'" + d + "'"
+	if len(d) != 3 {
+		return fmt.Errorf("unsupported dtype %s (want a number type)", h.dtype)
+	}
+	switch d[0] {
+	case '<', '|', '=':
+		h.order = binary.LittleEndian
+	case '>':
+		h.order = binary.BigEndian
+	default:
+		return fmt.Errorf("unsupported dtype %s (want a number type)", h.dtype)
+	}
+	h.kind, h.size = d[1], int(d[2]-'0')
+	switch d[1:] {
+	case "b1", "i1", "u1", "i2", "u2", "i4", "u4", "f4", "i8", "u8", "f8":
+		return nil
+	}
+	return fmt.Errorf("unsupported dtype %s (want a number type)", h.dtype)
+}
+
+// dictParser reads the tokens of a header dictionary.
+type dictParser struct {
+	s string
+	i int
+}
+
+func (p *dictParser) space() {
+	for p.i < len(p.s) && strings.IndexByte(" \t\r\n", p.s[p.i]) >= 0 {
+		p.i++
+	}
+}
+
+// eat consumes c (after spaces) if it comes next.
+func (p *dictParser) eat(c byte) bool {
+	p.space()
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// word consumes w (after spaces) if it comes next.
+func (p *dictParser) word(w string) bool {
+	p.space()
+	if strings.HasPrefix(p.s[p.i:], w) {
+		p.i += len(w)
+		return true
+	}
+	return false
+}
+
+// str reads a quoted string without escapes.
+func (p *dictParser) str() (string, error) {
+	p.space()
+	if p.i >= len(p.s) || (p.s[p.i] != '\'' && p.s[p.i] != '"') {
+		return "", errors.New("want a quoted string")
+	}
+	q := p.s[p.i]
+	end := strings.IndexByte(p.s[p.i+1:], q)
+	if end < 0 {
+		return "", errors.New("unterminated string")
+	}
+	v := p.s[p.i+1 : p.i+1+end]
+	if strings.ContainsRune(v, '\\') {
+		return "", errors.New("escapes in a string")
+	}
+	p.i += end + 2
+	return v, nil
+}
+
+// tuple reads a tuple of whole numbers: (), (8,), (8, 4) or (8, 4,); a
+// trailing L (Python 2's long integers) is allowed.
+func (p *dictParser) tuple() ([]int, error) {
+	if !p.eat('(') {
+		return nil, errors.New("shape must be a tuple")
+	}
+	shape := []int{}
+	for {
+		if p.eat(')') {
+			return shape, nil
+		}
+		p.space()
+		j := p.i
+		for j < len(p.s) && p.s[j] >= '0' && p.s[j] <= '9' {
+			j++
+		}
+		v, err := strconv.ParseInt(p.s[p.i:j], 10, 64)
+		if err != nil || len(shape) >= 32 {
+			return nil, errors.New("malformed .npy shape")
+		}
+		p.i = j
+		if p.i < len(p.s) && p.s[p.i] == 'L' {
+			p.i++
+		}
+		shape = append(shape, int(v))
+		if !p.eat(',') {
+			if !p.eat(')') {
+				return nil, errors.New("malformed .npy shape")
+			}
+			if len(shape) == 1 {
+				return nil, errors.New("malformed .npy shape: a one-element tuple needs a comma, (n,)")
+			}
+			return shape, nil
+		}
+	}
+}
+
+// decode reads the h.elems values that follow the header, in chunks, into
+// a slice of their type.
+func decode(r io.Reader, h header) (any, error) {
+	n := h.elems
+	switch string(h.kind) + strconv.Itoa(h.size) {
+	case "f4":
+		return fill(r, h, make([]float32, n), func(b []byte) float32 { return math.Float32frombits(h.order.Uint32(b)) })
+	case "f8":
+		return fill(r, h, make([]float64, n), func(b []byte) float64 { return math.Float64frombits(h.order.Uint64(b)) })
+	case "i1":
+		return fill(r, h, make([]int8, n), func(b []byte) int8 { return int8(b[0]) })
+	case "u1":
+		return fill(r, h, make([]uint8, n), func(b []byte) uint8 { return b[0] })
+	case "b1":
+		return fill(r, h, make([]bool, n), func(b []byte) bool { return b[0] != 0 })
+	case "i2":
+		return fill(r, h, make([]int16, n), func(b []byte) int16 { return int16(h.order.Uint16(b)) })
+	case "u2":
+		return fill(r, h, make([]uint16, n), func(b []byte) uint16 { return h.order.Uint16(b) })
+	case "i4":
+		return fill(r, h, make([]int32, n), func(b []byte) int32 { return int32(h.order.Uint32(b)) })
+	case "u4":
+		return fill(r, h, make([]uint32, n), func(b []byte) uint32 { return h.order.Uint32(b) })
+	case "i8":
+		return fill(r, h, make([]int64, n), func(b []byte) int64 { return int64(h.order.Uint64(b)) })
+	case "u8":
+		return fill(r, h, make([]uint64, n), func(b []byte) uint64 { return h.order.Uint64(b) })
+	}
+	return nil, fmt.Errorf("unsupported dtype %s", h.dtype)
+}
+
+// fill reads len(out) values of h.size bytes each from r.
+func fill[T any](r io.Reader, h header, out []T, conv func([]byte) T) ([]T, error) {
+	buf := make([]byte, min(len(out)*h.size, 1<<20))
+	for done := 0; done < len(out); {
+		k := min(len(buf)/h.size, len(out)-done)
+		b := buf[:k*h.size]
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("reading %s values: %w", h.dtype, err)
+		}
+		for i := range k {
+			out[done+i] = conv(b[i*h.size:])
+		}
+		done += k
+	}
+	return out, nil
 }
 
 // transposed turns a column-major (Fortran order) rows x cols array into

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // rawNpy builds a version 1.0 .npy file by hand: the header dictionary for
@@ -241,5 +243,74 @@ func TestWriteMatrixIsNumPys(t *testing.T) {
 	want := "\x93NUMPY\x01\x00\x76\x00" + dict + strings.Repeat(" ", 128-10-len(dict)-1) + "\n"
 	if len(b) != 128+7*16*4 || string(b[:128]) != want {
 		t.Errorf("header %q (%d bytes in all), want %q", b[:min(len(b), 128)], len(b), want)
+	}
+}
+
+// rawDict builds a version 1.0 .npy file from a header dictionary as given.
+func rawDict(dict string, data []byte) []byte {
+	dict += "\n"
+	var b bytes.Buffer
+	b.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(&b, binary.LittleEndian, uint16(len(dict)))
+	b.WriteString(dict)
+	b.Write(data)
+	return b.Bytes()
+}
+
+// TestHeaderAsNumPyReadsIt: any header NumPy accepts is read as NumPy
+// reads it (keys in any order, any spacing, a space before the brace, a
+// Python 2 long), and one it would refuse is an error, never a misread.
+func TestHeaderAsNumPyReadsIt(t *testing.T) {
+	data := bytesOf(binary.LittleEndian, make([]float32, 32))
+	for _, dict := range []string{
+		"{'descr': '<f4', 'fortran_order': False, 'shape': (8, 4) }",
+		"{'shape': (8, 4), 'descr': '<f4', 'fortran_order': False}",
+		"{ 'descr' : \"<f4\" ,'fortran_order':False,'shape':( 8 ,4 , ) , }",
+		"{'descr': '<f4', 'fortran_order': False, 'shape': (8L, 4L), }",
+	} {
+		_, r, c, err := ReadMatrix(writeFile(t, "z.npy", rawDict(dict, data)))
+		if err != nil || r != 8 || c != 4 {
+			t.Errorf("%s: shape %d x %d, %v; want 8 x 4", dict, r, c, err)
+		}
+	}
+	for _, dict := range []string{
+		"{'descr': '<f4', 'fortran_order': False, 'shape': (8, 4), 'extra': 1}",
+		"{'descr': '<f4', 'fortran_order': False, 'shape': (32), }",
+		"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (8, 4)}",
+		"{'descr': '<f4', 'fortran_order': 0, 'shape': (8, 4)}",
+		"{'descr': '<f4', 'fortran_order': False, 'shape': (8, -4)}",
+		"{'descr': '<f4', 'fortran_order': False, 'shape': (8, 4)} trailing",
+		"{'descr': '<c8', 'fortran_order': False, 'shape': (8, 2)}",
+	} {
+		if _, _, _, err := ReadMatrix(writeFile(t, "z.npy", rawDict(dict, data))); err == nil {
+			t.Errorf("%s: accepted", dict)
+		}
+	}
+}
+
+// TestReadOnlyRegularFiles: a device, a FIFO or a folder is refused at
+// once (no endless read of /dev/zero, no wait for a FIFO's writer), and a
+// header larger than the limit is refused before it is read.
+func TestReadOnlyRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "z.npy")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	for _, p := range []string{"/dev/zero", fifo, dir} {
+		done := make(chan error, 1)
+		go func() { _, _, _, err := ReadMatrix(p); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), p) {
+				t.Errorf("%s: %v", p, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: still reading after 5 s", p)
+		}
+	}
+	big := []byte("\x93NUMPY\x02\x00\xff\xff\xff\x7f{")
+	if _, _, _, err := ReadMatrix(writeFile(t, "big.npy", big)); err == nil || !strings.Contains(err.Error(), "65536") {
+		t.Errorf("a 2 GiB header: %v", err)
 	}
 }
