@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/schollz/progressbar/v3"
@@ -79,23 +83,37 @@ checking the size and SHA-256 of every file before it is moved into place
 (archives are extracted, and the SHA-256 of each extracted file recorded in
 SHA256SUMS). A set already present anywhere is left alone unless --force.
 On a machine without internet access, download the file elsewhere and give
-it with --file: it is checked the same way.`,
+it with --file: it is checked the same way (a file of another name is used
+when it is the only one given for a set fetched from one file), and a file
+that fails the check is an error, not a reason to download.`,
 		Example: `  sincere data fetch cifar10
   sincere data fetch cifar10 cifar100 --root /data
   sincere data fetch cifar10 --file ~/Downloads/cifar-10-binary.tar.gz`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := &dataset.Fetcher{Local: local, Progress: e.byteProgress()}
+			var sets []*dataset.Named
 			for _, name := range args {
 				n, err := dataset.Lookup(name)
 				if err != nil {
 					return err
 				}
+				sets = append(sets, n)
+			}
+			if err := dataset.CheckLocal(sets, local); err != nil {
+				return fmt.Errorf("--file %w", err)
+			}
+			// Ctrl-C or SIGTERM stops the download, and the partial file
+			// is removed on the way out.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			f := &dataset.Fetcher{Local: local, Progress: e.byteProgress()}
+			for _, n := range sets {
+				name := n.Name
 				if loc := n.Locate(root()); loc.Found() && !force {
 					e.logf("%s: already present (%s: %s); --force fetches it again", name, loc.Source, loc.Dir)
 					continue
 				}
-				if err := f.Fetch(cmd.Context(), n, root()); err != nil {
+				if err := f.Fetch(ctx, n, root()); err != nil {
 					return err
 				}
 				loc := n.Locate(root())
@@ -143,7 +161,7 @@ any check fails.`,
 			}
 			var failed []string
 			for _, n := range sets {
-				if err := verifyOne(e, n, root()); err != nil {
+				if err := verifyOne(cmd.Context(), e, n, root()); err != nil {
 					fmt.Fprintf(e.stdout, "%s: FAILED: %v\n", n.Name, err)
 					failed = append(failed, n.Name)
 				}
@@ -157,7 +175,7 @@ any check fails.`,
 }
 
 // verifyOne checks one data set and prints what it found.
-func verifyOne(e *env, n *dataset.Named, root string) error {
+func verifyOne(ctx context.Context, e *env, n *dataset.Named, root string) error {
 	loc := n.Locate(root)
 	if !loc.Found() {
 		return n.Missing(root)
@@ -170,7 +188,7 @@ func verifyOne(e *env, n *dataset.Named, root string) error {
 		}
 	}
 	for _, train := range []bool{true, false} {
-		d, err := n.Load(loc, train)
+		d, err := n.Load(ctx, loc, train)
 		if err != nil {
 			return err
 		}

@@ -2,13 +2,16 @@ package dataset
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sincere-ml/sincere/internal/regfile"
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 // CIFAR binary records: a label byte (CIFAR-100: coarse then fine) and
@@ -20,22 +23,24 @@ const (
 	cifarPerFile = 10000
 )
 
-// readCIFARFiles reads CIFAR binary files of records of recSize bytes whose
-// label is at byte labelAt, and checks that each holds whole records and
-// that the labels are below classes.
-func readCIFARFiles(name string, paths []string, recSize, labelAt int, classes []string) (*Dataset, fileSums, error) {
-	d := &Dataset{Name: name, Classes: classes, C: 3, H: 32, W: 32}
+// readCIFARFiles reads CIFAR binary files of exactly perFile records of
+// recSize bytes each, whose label is at byte labelAt, and checks that the
+// labels are below classes. A file's size is checked before it is read.
+func readCIFARFiles(ctx context.Context, name string, paths []string, recSize, labelAt, perFile int, classes []string) (*Dataset, fileSums, error) {
+	total, err := sizes.Check(name, "bytes", sizes.MaxDatasetBytes, len(paths), perFile, cifarPixels)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &Dataset{Name: name, Classes: classes, C: 3, H: 32, W: 32,
+		Pixels: make([]byte, 0, total), Labels: make([]int32, 0, len(paths)*perFile)}
 	sums := fileSums{}
 	for _, p := range paths {
-		raw, err := os.ReadFile(p)
+		raw, err := readCIFARFile(ctx, p, recSize, perFile)
 		if err != nil {
 			return nil, nil, err
 		}
 		h := sha256.Sum256(raw)
 		sums[baseName(p)] = hex.EncodeToString(h[:])
-		if len(raw) == 0 || len(raw)%recSize != 0 {
-			return nil, nil, fmt.Errorf("%s: %d bytes is not a whole number of %d-byte CIFAR records (truncated or not a CIFAR file)", p, len(raw), recSize)
-		}
 		for off := 0; off < len(raw); off += recSize {
 			y := raw[off+labelAt]
 			if int(y) >= len(classes) {
@@ -48,9 +53,27 @@ func readCIFARFiles(name string, paths []string, recSize, labelAt int, classes [
 	return d, sums, d.check()
 }
 
+// readCIFARFile reads one file of exactly records records of recSize bytes.
+func readCIFARFile(ctx context.Context, path string, recSize, records int) ([]byte, error) {
+	f, size, err := regfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	want := int64(recSize) * int64(records)
+	if size != want {
+		return nil, fmt.Errorf("%s: %d bytes, want %d (%d records of %d bytes): truncated, or not the published CIFAR file", path, size, want, records, recSize)
+	}
+	raw := make([]byte, want)
+	if _, err := io.ReadFull(ctxReader{ctx, f}, raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return raw, nil
+}
+
 // readNames reads a class-name file: one name per line, blank lines skipped.
 func readNames(path string, want int) ([]string, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -71,14 +94,10 @@ func readNames(path string, want int) ([]string, error) {
 	return names, nil
 }
 
-// LoadCIFAR10 reads the CIFAR-10 binary version from dir (the extracted
-// cifar-10-batches-bin folder): the five training batches or the test batch.
-func LoadCIFAR10(dir string, train bool) (*Dataset, error) {
-	d, _, err := loadCIFAR10(dir, train)
-	return d, err
-}
-
-func loadCIFAR10(dir string, train bool) (*Dataset, fileSums, error) {
+// loadCIFAR10 reads the CIFAR-10 binary version from dir (the extracted
+// cifar-10-batches-bin folder): the five training batches or the test
+// batch, perFile images each.
+func loadCIFAR10(ctx context.Context, dir string, train bool, perFile int) (*Dataset, fileSums, error) {
 	classes, err := readNames(filepath.Join(dir, "batches.meta.txt"), 10)
 	if err != nil {
 		return nil, nil, err
@@ -90,23 +109,18 @@ func loadCIFAR10(dir string, train bool) (*Dataset, fileSums, error) {
 			files = append(files, filepath.Join(dir, fmt.Sprintf("data_batch_%d.bin", i)))
 		}
 	}
-	return readCIFARFiles("cifar10", files, cifar10Rec, 0, classes)
+	return readCIFARFiles(ctx, "cifar10", files, cifar10Rec, 0, perFile, classes)
 }
 
-// LoadCIFAR100 reads the CIFAR-100 binary version from dir (the extracted
-// cifar-100-binary folder), labelled with the 100 fine classes or, with
-// coarse, the 20 superclasses.
-func LoadCIFAR100(dir string, train, coarse bool) (*Dataset, error) {
-	d, _, err := loadCIFAR100(dir, train, coarse)
-	return d, err
-}
-
-func loadCIFAR100(dir string, train, coarse bool) (*Dataset, fileSums, error) {
-	namesFile, n, at, name := "fine_label_names.txt", 100, 1, "cifar100"
+// loadCIFAR100 reads the CIFAR-100 binary version from dir (the extracted
+// cifar-100-binary folder), n images labelled with the 100 fine classes or,
+// with coarse, the 20 superclasses.
+func loadCIFAR100(ctx context.Context, dir string, train, coarse bool, n int) (*Dataset, fileSums, error) {
+	namesFile, k, at, name := "fine_label_names.txt", 100, 1, "cifar100"
 	if coarse {
-		namesFile, n, at, name = "coarse_label_names.txt", 20, 0, "cifar100-coarse"
+		namesFile, k, at, name = "coarse_label_names.txt", 20, 0, "cifar100-coarse"
 	}
-	classes, err := readNames(filepath.Join(dir, namesFile), n)
+	classes, err := readNames(filepath.Join(dir, namesFile), k)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -114,5 +128,5 @@ func loadCIFAR100(dir string, train, coarse bool) (*Dataset, fileSums, error) {
 	if train {
 		file = "train.bin"
 	}
-	return readCIFARFiles(name, []string{filepath.Join(dir, file)}, cifar100Rec, at, classes)
+	return readCIFARFiles(ctx, name, []string{filepath.Join(dir, file)}, cifar100Rec, at, n, classes)
 }

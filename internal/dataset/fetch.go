@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sincere-ml/sincere/internal/regfile"
 )
 
 // copyContent copies a file's content to w, decompressing a .gz file.
@@ -39,9 +41,70 @@ type Fetcher struct {
 	// (total is -1 when unknown).
 	Progress func(file string, done, total int64)
 	// Local lists files already on disk (a manually downloaded archive, say)
-	// to use instead of downloading one of the same name; they are checked
-	// like downloads.
+	// to use instead of downloading: a file is used for the download of the
+	// same name, and a data set fetched from one download takes a file of
+	// any name when it is the only one given. They are checked like
+	// downloads, and a file that fails the check is an error: the network
+	// is not tried instead.
 	Local []string
+}
+
+// localFor returns the local file to use for dl of n, or "".
+func (f *Fetcher) localFor(n *Named, dl download) string {
+	for _, p := range f.Local {
+		if filepath.Base(p) == dl.file {
+			return p
+		}
+	}
+	if len(n.downloads) == 1 && len(f.Local) == 1 {
+		return f.Local[0]
+	}
+	return ""
+}
+
+// CheckLocal reports a local file that fetching sets would not use.
+func CheckLocal(sets []*Named, files []string) error {
+	f := &Fetcher{Local: files}
+	for _, p := range files {
+		var names []string
+		used := false
+		for _, n := range sets {
+			for _, dl := range n.downloads {
+				names = append(names, dl.file)
+				used = used || f.localFor(n, dl) == p
+			}
+		}
+		if !used {
+			return fmt.Errorf("%s: not a file of %s (want one of %s)", p, setNames(sets), strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+// setNames joins the names of data sets.
+func setNames(sets []*Named) string {
+	var names []string
+	for _, n := range sets {
+		names = append(names, n.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// cleanPartial removes what an interrupted fetch into dir left: partial
+// downloads and extraction folders.
+func cleanPartial(dir string) error {
+	for _, pattern := range []string{".*.part-*", ".extract-*"} {
+		matches, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
+		}
+		for _, m := range matches {
+			if err := os.RemoveAll(m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Fetch brings the named data set into root/<folder>: every download is
@@ -57,16 +120,19 @@ func (f *Fetcher) Fetch(ctx context.Context, n *Named, root string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if err := cleanPartial(dir); err != nil {
+		return err
+	}
 	for _, dl := range n.downloads {
-		if err := f.fetchOne(ctx, dl, dir); err != nil {
+		if err := f.fetchOne(ctx, n, dl, dir); err != nil {
 			return fmt.Errorf("%s: %w", n.Name, err)
 		}
 	}
 	return nil
 }
 
-// fetchOne gets one download into dir.
-func (f *Fetcher) fetchOne(ctx context.Context, dl download, dir string) error {
+// fetchOne gets one download of n into dir.
+func (f *Fetcher) fetchOne(ctx context.Context, n *Named, dl download, dir string) error {
 	tmp, err := os.CreateTemp(dir, "."+dl.file+".part-*")
 	if err != nil {
 		return err
@@ -75,30 +141,28 @@ func (f *Fetcher) fetchOne(ctx context.Context, dl download, dir string) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
 	}()
-	if err := f.obtain(ctx, dl, tmp); err != nil {
+	if err := f.obtain(ctx, n, dl, tmp); err != nil {
 		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if len(dl.members) > 0 {
-		return extract(tmp.Name(), dl, dir)
+		return extract(ctx, tmp.Name(), dl, dir)
 	}
 	return os.Rename(tmp.Name(), filepath.Join(dir, dl.file))
 }
 
 // obtain writes the checked content of dl to w, from a local file or the
 // first mirror that serves it whole and intact.
-func (f *Fetcher) obtain(ctx context.Context, dl download, w *os.File) error {
-	for _, p := range f.Local {
-		if filepath.Base(p) == dl.file {
-			src, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			return f.copyChecked(w, src, dl, p, -1)
+func (f *Fetcher) obtain(ctx context.Context, n *Named, dl download, w *os.File) error {
+	if p := f.localFor(n, dl); p != "" {
+		src, _, err := regfile.Open(p)
+		if err != nil {
+			return err
 		}
+		defer src.Close()
+		return f.copyChecked(w, ctxReader{ctx, src}, dl, p, -1)
 	}
 	var errs []error
 	for _, url := range dl.urls {
@@ -180,13 +244,13 @@ func (f *Fetcher) copyChecked(w io.Writer, r io.Reader, dl download, from string
 
 // extract unpacks the listed members of a checked .tar.gz archive into dir,
 // flat, through a temporary folder, and writes their SHA-256 to SHA256SUMS.
-func extract(archive string, dl download, dir string) error {
+func extract(ctx context.Context, archive string, dl download, dir string) error {
 	f, err := os.Open(archive)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	gz, err := gzip.NewReader(f)
+	gz, err := gzip.NewReader(ctxReader{ctx, f})
 	if err != nil {
 		return fmt.Errorf("%s: %v", dl.file, err)
 	}

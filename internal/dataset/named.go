@@ -1,12 +1,15 @@
 package dataset
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sincere-ml/sincere/internal/regfile"
 )
 
 // Named is a published data set this package knows: its shape, where to
@@ -35,7 +38,7 @@ type Named struct {
 	downloads []download
 	// load reads a split from the folder that holds the files and returns
 	// the SHA-256 of the content of each file it read.
-	load func(dir string, train bool) (*Dataset, fileSums, error)
+	load func(ctx context.Context, dir string, train bool) (*Dataset, fileSums, error)
 }
 
 // dataFile is one file of a data set and the SHA-256 of its content
@@ -110,14 +113,15 @@ func idxDownloads(bases []string, sha []string, sizes []int64) []download {
 	return out
 }
 
-// loadIDX returns the loader of an MNIST-like data set.
-func loadIDX(name string, classes []string) func(dir string, train bool) (*Dataset, fileSums, error) {
-	return func(dir string, train bool) (*Dataset, fileSums, error) {
-		img, lab := idxFiles[2], idxFiles[3]
-		if train {
-			img, lab = idxFiles[0], idxFiles[1]
+// loadIDX returns the loader of an MNIST-like data set of train and test
+// images of h x w pixels.
+func loadIDX(name string, classes []string, train, test, h, w int) func(ctx context.Context, dir string, train bool) (*Dataset, fileSums, error) {
+	return func(ctx context.Context, dir string, isTrain bool) (*Dataset, fileSums, error) {
+		img, lab, n := idxFiles[2], idxFiles[3], test
+		if isTrain {
+			img, lab, n = idxFiles[0], idxFiles[1], train
 		}
-		return loadIDXSplit(name, findFile(dir, img), findFile(dir, lab), classes)
+		return loadIDXSplit(ctx, name, findFile(dir, img), findFile(dir, lab), classes, n, h, w)
 	}
 }
 
@@ -157,7 +161,7 @@ func Registry() []*Named {
 					"8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
 					"f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"},
 				[]int64{9912422, 28881, 1648877, 4542}),
-			load: loadIDX("mnist", digits),
+			load: loadIDX("mnist", digits, 60000, 10000, 28, 28),
 		},
 		{
 			Name: "fashion-mnist", Classes: 10, Train: 60000, Test: 10000, C: 1, H: 28, W: 28, Folder: "fashion-mnist",
@@ -179,7 +183,7 @@ func Registry() []*Named {
 					"346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
 					"67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"},
 				[]int64{26421880, 29515, 4422102, 5148}),
-			load: loadIDX("fashion-mnist", []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}),
+			load: loadIDX("fashion-mnist", []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}, 60000, 10000, 28, 28),
 		},
 		{
 			Name: "cifar10", Classes: 10, Train: 50000, Test: 10000, C: 3, H: 32, W: 32, Folder: "cifar10",
@@ -194,15 +198,17 @@ func Registry() []*Named {
 					"cifar-10-batches-bin/data_batch_2.bin", "cifar-10-batches-bin/data_batch_3.bin",
 					"cifar-10-batches-bin/data_batch_4.bin", "cifar-10-batches-bin/data_batch_5.bin",
 					"cifar-10-batches-bin/test_batch.bin"}}},
-			load: loadCIFAR10,
+			load: func(ctx context.Context, dir string, train bool) (*Dataset, fileSums, error) {
+				return loadCIFAR10(ctx, dir, train, cifarPerFile)
+			},
 		},
 		cifar100("cifar100", 100, false),
 		cifar100("cifar100-coarse", 20, true),
 		{
 			Name: "synthetic", Classes: DefaultSynthetic.Classes, Train: DefaultSynthetic.Train, Test: DefaultSynthetic.Test,
 			C: DefaultSynthetic.C, H: DefaultSynthetic.H, W: DefaultSynthetic.W,
-			load: func(_ string, train bool) (*Dataset, fileSums, error) {
-				d, err := Synthetic(DefaultSynthetic, train)
+			load: func(ctx context.Context, _ string, train bool) (*Dataset, fileSums, error) {
+				d, err := synthetic(ctx, DefaultSynthetic, train)
 				return d, nil, err
 			},
 		},
@@ -226,7 +232,13 @@ func cifar100(name string, classes int, coarse bool) *Named {
 			sha256: "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec", size: 168513733,
 			members: []string{"cifar-100-binary/fine_label_names.txt", "cifar-100-binary/coarse_label_names.txt",
 				"cifar-100-binary/train.bin", "cifar-100-binary/test.bin"}}},
-		load: func(dir string, train bool) (*Dataset, fileSums, error) { return loadCIFAR100(dir, train, coarse) },
+		load: func(ctx context.Context, dir string, train bool) (*Dataset, fileSums, error) {
+			n := 10000
+			if train {
+				n = 50000
+			}
+			return loadCIFAR100(ctx, dir, train, coarse, n)
+		},
 	}
 }
 
@@ -321,11 +333,11 @@ func (n *Named) Missing(root string) error {
 // against its SHA-256 (the published content, or what fetch recorded from
 // the verified archive), so that what it returns is exactly the published
 // data.
-func (n *Named) Load(loc Location, train bool) (*Dataset, error) {
+func (n *Named) Load(ctx context.Context, loc Location, train bool) (*Dataset, error) {
 	if !loc.Found() {
 		return nil, fmt.Errorf("%s: no copy to load", n.Name)
 	}
-	d, sums, err := n.load(loc.Dir, train)
+	d, sums, err := n.load(ctx, loc.Dir, train)
 	if err != nil {
 		return nil, err
 	}
@@ -394,11 +406,14 @@ func (n *Named) corrupt(path, got, want string) error {
 	return fmt.Errorf("%s: SHA-256 of its content is %s, want %s: the file is corrupt or not the published %s", path, got, want, n.Name)
 }
 
+// maxSumsBytes bounds a SHA256SUMS file.
+const maxSumsBytes = 1 << 20
+
 // readSums parses a SHA256SUMS file ("<hex>  <name>" lines); a missing or
 // unreadable file gives an empty map.
 func readSums(path string) map[string]string {
 	out := map[string]string{}
-	raw, err := os.ReadFile(path)
+	raw, err := regfile.ReadAll(path, sumsFile+" file", maxSumsBytes)
 	if err != nil {
 		return out
 	}
@@ -414,7 +429,7 @@ func readSums(path string) map[string]string {
 // contentSHA256 returns the SHA-256 of a file's content, decompressed when
 // its name ends in .gz.
 func contentSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return "", err
 	}

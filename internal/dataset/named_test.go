@@ -39,7 +39,7 @@ func TestRealMNISTFamily(t *testing.T) {
 			t.Fatalf("%s in %s: %s, %v", name, loc.Dir, status, err)
 		}
 		for _, train := range []bool{true, false} {
-			d, err := n.Load(loc, train)
+			d, err := n.Load(context.Background(), loc, train)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func fakeIDXSet(t *testing.T, base string) (*Named, map[string][]byte) {
 	dir := t.TempDir()
 	tinyIDX(t, dir, 6, false)
 	n := &Named{Name: "tiny", Classes: 3, Train: 6, Test: 6, C: 1, H: 4, W: 3, Folder: "tiny",
-		load: loadIDX("tiny", []string{"a", "b", "c"})}
+		load: loadIDX("tiny", []string{"a", "b", "c"}, 6, 6, 4, 3)}
 	served := map[string][]byte{}
 	for _, f := range idxFiles {
 		raw, err := os.ReadFile(filepath.Join(dir, f))
@@ -171,7 +171,7 @@ func TestFetchVerifyLoad(t *testing.T) {
 	if status, err := n.Verify(loc); err != nil || status != "verified" {
 		t.Fatalf("verify: %s %v", status, err)
 	}
-	d, err := n.Load(loc, true)
+	d, err := n.Load(context.Background(), loc, true)
 	if err != nil || d.Len() != 6 {
 		t.Fatalf("load: %v %v", d, err)
 	}
@@ -179,7 +179,7 @@ func TestFetchVerifyLoad(t *testing.T) {
 	p := filepath.Join(loc.Dir, idxFiles[1]+".gz")
 	raw := writeIDX([]int{6}, []byte{0, 1, 2, 0, 1, 1})
 	os.WriteFile(p, gz(raw), 0o644)
-	if _, err := n.Load(loc, true); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "corrupt") {
+	if _, err := n.Load(context.Background(), loc, true); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("corrupt file: %v", err)
 	}
 	entries, _ := os.ReadDir(loc.Dir)
@@ -236,8 +236,8 @@ func TestFetchArchiveAndLocalFile(t *testing.T) {
 	n := &Named{Name: "tinycifar", Classes: 10, Train: 3, Test: 3, C: 3, H: 32, W: 32, Folder: "tinycifar",
 		files:     []dataFile{{name: "batches.meta.txt"}, {name: "test_batch.bin"}},
 		downloads: []download{{file: "t.tar.gz", urls: []string{"http://127.0.0.1:1/unreachable"}, sha256: sha(archive), size: int64(len(archive)), members: []string{"top/batches.meta.txt", "top/test_batch.bin"}}},
-		load: func(dir string, train bool) (*Dataset, fileSums, error) {
-			return readCIFARFiles("tinycifar", []string{filepath.Join(dir, "test_batch.bin")}, cifar10Rec, 0, []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"})
+		load: func(ctx context.Context, dir string, train bool) (*Dataset, fileSums, error) {
+			return readCIFARFiles(ctx, "tinycifar", []string{filepath.Join(dir, "test_batch.bin")}, cifar10Rec, 0, 3, []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"})
 		}}
 	local := write(t, filepath.Join(t.TempDir(), "t.tar.gz"), archive)
 	root := t.TempDir()
@@ -252,7 +252,7 @@ func TestFetchArchiveAndLocalFile(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(loc.Dir, "unrelated.txt")); err == nil {
 		t.Error("extracted a member not asked for")
 	}
-	if d, err := n.Load(loc, false); err != nil || d.Len() != 3 {
+	if d, err := n.Load(context.Background(), loc, false); err != nil || d.Len() != 3 {
 		t.Fatalf("load: %v %v", d, err)
 	}
 	// Without SHA256SUMS (a copy extracted by hand) the copy is unverified.

@@ -84,11 +84,11 @@ func Open(ctx context.Context, s Spec) (train, test *Dataset, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		if train, err = LoadFolder(trDir, s.Size, s.Channels, nil); err != nil {
+		if train, err = LoadFolder(ctx, trDir, s.Size, s.Channels, nil); err != nil {
 			return nil, nil, err
 		}
 		if teDir != "" {
-			if test, err = LoadFolder(teDir, s.Size, s.Channels, train.Classes); err != nil {
+			if test, err = LoadFolder(ctx, teDir, s.Size, s.Channels, train.Classes); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -98,10 +98,10 @@ func Open(ctx context.Context, s Spec) (train, test *Dataset, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		if train, err = Synthetic(o, true); err != nil {
+		if train, err = synthetic(ctx, o, true); err != nil {
 			return nil, nil, err
 		}
-		test, err = Synthetic(o, false)
+		test, err = synthetic(ctx, o, false)
 		return train, test, err
 	}
 	n, err := Lookup(s.Name)
@@ -118,10 +118,10 @@ func Open(ctx context.Context, s Spec) (train, test *Dataset, err error) {
 		}
 		loc = n.Locate(s.Root)
 	}
-	if train, err = n.Load(loc, true); err != nil {
+	if train, err = n.Load(ctx, loc, true); err != nil {
 		return nil, nil, err
 	}
-	if test, err = n.Load(loc, false); err != nil {
+	if test, err = n.Load(ctx, loc, false); err != nil {
 		return nil, nil, err
 	}
 	return train, test, nil

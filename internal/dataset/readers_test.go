@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"image"
 	"image/color"
@@ -74,7 +75,7 @@ func TestIDXPlainAndGzipped(t *testing.T) {
 	for _, gzipped := range []bool{false, true} {
 		dir := t.TempDir()
 		tinyIDX(t, dir, 5, gzipped)
-		d, _, err := loadIDX("tiny", []string{"a", "b", "c"})(dir, true)
+		d, _, err := loadIDX("tiny", []string{"a", "b", "c"}, 5, 5, 4, 3)(context.Background(), dir, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,13 +95,14 @@ func TestIDXCorruptFilesNameTheFile(t *testing.T) {
 		{"short.idx", "truncated", good[:len(good)-1]},
 		{"header.idx", "truncated IDX header", good[:6]},
 		{"long.idx", "trailing data", append(append([]byte(nil), good...), 1)},
-		{"zero.idx", "implausible", writeIDX([]int{0, 2, 2}, nil)},
+		{"zero.idx", "want [2 2 2]", writeIDX([]int{0, 2, 2}, nil)},
+		{"huge.idx.gz", "want [2 2 2]", gz(writeIDX([]int{65536, 65535, 1}, nil))},
 		{"notgz.idx.gz", "not a gzip file", good},
 		{"cut.idx.gz", "truncated", gz(good)[:20]},
 	}
 	for _, c := range cases {
 		p := write(t, filepath.Join(t.TempDir(), c.name), c.b)
-		_, _, _, err := readIDX(p)
+		_, _, err := readIDX(context.Background(), p, []int{2, 2, 2})
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: error %v, want one naming the file and %q", c.name, err, c.want)
 		}
@@ -109,11 +111,11 @@ func TestIDXCorruptFilesNameTheFile(t *testing.T) {
 	dir := t.TempDir()
 	tinyIDX(t, dir, 5, false)
 	write(t, filepath.Join(dir, idxFiles[1]), writeIDX([]int{4}, make([]byte, 4)))
-	if _, _, err := loadIDX("tiny", []string{"a", "b", "c"})(dir, true); err == nil || !strings.Contains(err.Error(), "labels for the 5 images") {
+	if _, _, err := loadIDX("tiny", []string{"a", "b", "c"}, 5, 5, 4, 3)(context.Background(), dir, true); err == nil || !strings.Contains(err.Error(), "want [5]") {
 		t.Errorf("label count mismatch: %v", err)
 	}
 	write(t, filepath.Join(dir, idxFiles[1]), writeIDX([]int{5}, []byte{0, 1, 2, 7, 0}))
-	if _, _, err := loadIDX("tiny", []string{"a", "b", "c"})(dir, true); err == nil || !strings.Contains(err.Error(), "label 7") {
+	if _, _, err := loadIDX("tiny", []string{"a", "b", "c"}, 5, 5, 4, 3)(context.Background(), dir, true); err == nil || !strings.Contains(err.Error(), "label 7") {
 		t.Errorf("label out of range: %v", err)
 	}
 }
@@ -138,23 +140,23 @@ func TestCIFAR10(t *testing.T) {
 		write(t, filepath.Join(dir, "data_batch_"+string(rune('0'+i))+".bin"), cifarRecords(3, 1, func(j int) []byte { return []byte{byte(j + i)} }))
 	}
 	write(t, filepath.Join(dir, "test_batch.bin"), cifarRecords(4, 1, func(j int) []byte { return []byte{9} }))
-	tr, err := LoadCIFAR10(dir, true)
+	tr, _, err := loadCIFAR10(context.Background(), dir, true, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tr.Len() != 15 || tr.C != 3 || tr.Labels[0] != 1 || tr.Classes[9] != "truck" || tr.Image(2)[1024] != 3 {
 		t.Fatalf("train: %d images, labels %v", tr.Len(), tr.Labels)
 	}
-	te, err := LoadCIFAR10(dir, false)
+	te, _, err := loadCIFAR10(context.Background(), dir, false, 4)
 	if err != nil || te.Len() != 4 || te.Labels[3] != 9 {
 		t.Fatalf("test: %v %v", te, err)
 	}
 	p := write(t, filepath.Join(dir, "test_batch.bin"), cifarRecords(4, 1, func(j int) []byte { return []byte{9} })[:100])
-	if _, err := LoadCIFAR10(dir, false); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "truncated") {
+	if _, _, err := loadCIFAR10(context.Background(), dir, false, 4); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated batch: %v", err)
 	}
 	write(t, filepath.Join(dir, "test_batch.bin"), cifarRecords(1, 1, func(j int) []byte { return []byte{10} }))
-	if _, err := LoadCIFAR10(dir, false); err == nil || !strings.Contains(err.Error(), "label 10") {
+	if _, _, err := loadCIFAR10(context.Background(), dir, false, 1); err == nil || !strings.Contains(err.Error(), "label 10") {
 		t.Errorf("label 10: %v", err)
 	}
 }
@@ -173,16 +175,16 @@ func TestCIFAR100FineAndCoarse(t *testing.T) {
 	recs := cifarRecords(6, 2, func(j int) []byte { return []byte{byte(j % 20), byte(50 + j)} })
 	write(t, filepath.Join(dir, "train.bin"), recs)
 	write(t, filepath.Join(dir, "test.bin"), recs[:cifar100Rec])
-	f, err := LoadCIFAR100(dir, true, false)
+	f, _, err := loadCIFAR100(context.Background(), dir, true, false, 6)
 	if err != nil || f.Len() != 6 || f.Labels[5] != 55 || len(f.Classes) != 100 {
 		t.Fatalf("fine: %v, %v", f, err)
 	}
-	c, err := LoadCIFAR100(dir, true, true)
+	c, _, err := loadCIFAR100(context.Background(), dir, true, true, 6)
 	if err != nil || c.Labels[5] != 5 || len(c.Classes) != 20 || c.Image(4)[1024] != 5 {
 		t.Fatalf("coarse: %v, %v", c, err)
 	}
 	write(t, filepath.Join(dir, "coarse_label_names.txt"), []byte("one\ntwo\n"))
-	if _, err := LoadCIFAR100(dir, true, true); err == nil || !strings.Contains(err.Error(), "2 class names, want 20") {
+	if _, _, err := loadCIFAR100(context.Background(), dir, true, true, 6); err == nil || !strings.Contains(err.Error(), "2 class names, want 20") {
 		t.Errorf("short names file: %v", err)
 	}
 }
@@ -214,7 +216,7 @@ func TestImageFolder(t *testing.T) {
 	if err != nil || testDir == "" {
 		t.Fatalf("splits: %q %q %v", trainDir, testDir, err)
 	}
-	tr, err := LoadFolder(trainDir, 8, 3, nil)
+	tr, err := LoadFolder(context.Background(), trainDir, 8, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,16 +226,16 @@ func TestImageFolder(t *testing.T) {
 	if r, b := tr.Image(0)[27], tr.Image(0)[128+27]; r < 190 || b > 20 {
 		t.Errorf("red image has R %d, B %d", r, b)
 	}
-	te, err := LoadFolder(testDir, 8, 1, tr.Classes)
+	te, err := LoadFolder(context.Background(), testDir, 8, 1, tr.Classes)
 	if err != nil || te.Len() != 1 || te.Labels[0] != 1 || te.C != 1 {
 		t.Fatalf("test: %v %v", te, err)
 	}
 	bad := write(t, filepath.Join(root, "train", "roses", "broken.png"), []byte("\x89PNG not really"))
-	if _, err := LoadFolder(trainDir, 8, 3, nil); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := LoadFolder(context.Background(), trainDir, 8, 3, nil); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("broken image: %v", err)
 	}
 	save(filepath.Join(root, "test", "tulips", "e.png"), red, 5, 5, false)
-	if _, err := LoadFolder(testDir, 8, 3, []string{"roses", "violets"}); err == nil || !strings.Contains(err.Error(), "tulips") {
+	if _, err := LoadFolder(context.Background(), testDir, 8, 3, []string{"roses", "violets"}); err == nil || !strings.Contains(err.Error(), "tulips") {
 		t.Errorf("unknown test class: %v", err)
 	}
 }

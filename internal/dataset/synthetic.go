@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -46,6 +47,11 @@ func (o SyntheticOptions) Validate() error {
 
 // Synthetic generates the training or test split.
 func Synthetic(o SyntheticOptions, train bool) (*Dataset, error) {
+	return synthetic(context.Background(), o, train)
+}
+
+// synthetic is Synthetic, stopping when ctx ends.
+func synthetic(ctx context.Context, o SyntheticOptions, train bool) (*Dataset, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -61,6 +67,9 @@ func Synthetic(o SyntheticOptions, train bool) (*Dataset, error) {
 	}
 	plane := o.H * o.W
 	for i := range n {
+		if i%64 == 0 && ctx.Err() != nil {
+			return nil, fmt.Errorf("synthetic data set: loading stopped: %w", ctx.Err())
+		}
 		y := i % o.Classes
 		d.Labels[i] = int32(y)
 		rng := rand.New(rand.NewPCG(o.Seed^split<<56, uint64(i)))
