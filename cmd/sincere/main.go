@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,13 +25,22 @@ func main() {
 }
 
 // run executes the command line and returns the process exit status;
-// errors are printed as one line on stderr.
-func run(args []string, stdout, stderr io.Writer, interactive bool) int {
+// errors are printed as one line on stderr. A panic (a bug: no input
+// should cause one) is reported the same way, with a request to report it,
+// rather than as a stack trace.
+func run(args []string, stdout, stderr io.Writer, interactive bool) (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "sincere: internal error: %s; please report it with the command line that caused it (sincere version %s)\n",
+				oneLine(fmt.Sprint(p)), version)
+			code = 2
+		}
+	}()
 	root := newRoot(&env{stdout: stdout, stderr: stderr, interactive: interactive})
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "sincere: "+oneLine(err.Error()))
-		if errors.Is(err, experiment.ErrInterrupted) {
+		if errors.Is(err, experiment.ErrInterrupted) || errors.Is(err, context.Canceled) {
 			return 130 // as a shell reports a process stopped by Ctrl-C
 		}
 		return 1

@@ -160,3 +160,45 @@ func TestKillAndResume(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalDuringLoading: Ctrl-C or SIGTERM while the data loads ends the
+// program within a second, with status 130 and one line on stderr.
+func TestSignalDuringLoading(t *testing.T) {
+	bin := sincereBinary(t)
+	cfg := filepath.Join(t.TempDir(), "slow.yaml")
+	// 6000 synthetic images of 256 x 256 take many seconds to generate.
+	if err := os.WriteFile(cfg, []byte("data: {dataset: 'synthetic:1x256x256'}\ntrain: {device: cpu}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		cmd := exec.Command(bin, "pretrain", "--config", cfg, "--out", t.TempDir())
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		sent := time.Now()
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 130 {
+				t.Errorf("%v: exit %v, stderr %q", sig, err, stderr.String())
+			}
+			if took := time.Since(sent); took > 2*time.Second {
+				t.Errorf("%v: took %v to stop", sig, took)
+			}
+			if s := strings.TrimSpace(stderr.String()); strings.Count(s, "\n") != 0 || !strings.Contains(s, "stopped") {
+				t.Errorf("%v: stderr %q", sig, s)
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%v: still running 15 s after the signal", sig)
+		}
+	}
+}

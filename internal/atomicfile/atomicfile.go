@@ -85,12 +85,20 @@ func WriteFunc(path string, fill func(w io.Writer) error) error {
 }
 
 // Clean removes the temporary files an interrupted write (a killed
-// process) left in dir for the named targets, and returns how many it
-// removed. Call it only where no other process is writing those targets.
+// process) left in dir for the named targets (for any target when none is
+// named), and returns how many it removed. Call it only where no other
+// process is writing those targets.
 func Clean(dir string, targets ...string) (int, error) {
+	patterns := []string{".*" + TempPattern}
+	if len(targets) > 0 {
+		patterns = patterns[:0]
+		for _, t := range targets {
+			patterns = append(patterns, "."+globEscape(t)+TempPattern)
+		}
+	}
 	removed := 0
-	for _, t := range targets {
-		matches, err := filepath.Glob(filepath.Join(dir, "."+globEscape(t)+TempPattern))
+	for _, pattern := range patterns {
+		matches, err := filepath.Glob(filepath.Join(dir, pattern))
 		if err != nil {
 			return removed, err
 		}

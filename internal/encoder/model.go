@@ -91,6 +91,9 @@ func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, se
 	if in[0] < 1 || in[1] < 1 || in[2] < 1 {
 		return nil, fmt.Errorf("bad input shape %v", in)
 	}
+	if _, err := ParamCount(cfg, in, head, classes); err != nil {
+		return nil, err
+	}
 	m := &Model{Config: cfg, Input: in, Head: head, dev: dev}
 	var layers []Layer
 	w := cfg.Width

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 
+	"github.com/sincere-ml/sincere/internal/atomicfile"
 	"github.com/sincere-ml/sincere/internal/dataset"
+	"github.com/sincere-ml/sincere/internal/regfile"
 	"github.com/sincere-ml/sincere/internal/report"
 )
 
@@ -89,8 +92,18 @@ func (p *plan) aggregate(runs []probed) (*Comparison, error) {
 				Dataset: x.Dataset, Metric: x.Metric, Value: x.Value, CILow: x.CILow, CIHigh: x.CIHigh})
 		}
 		if r.probe.Collapsed {
-			margin := r.probe.Results[slices.IndexFunc(r.probe.Results, func(x ProbeResult) bool { return x.Metric == MetricMargin })].Value
-			c.Collapsed = append(c.Collapsed, report.Collapsed{Method: r.run.Method, Seed: r.run.Seed, Margin: margin})
+			i := slices.IndexFunc(r.probe.Results, func(x ProbeResult) bool { return x.Metric == MetricMargin })
+			if i < 0 {
+				return nil, fmt.Errorf("%s: %s has no margin", r.run.Dir, ProbeFile)
+			}
+			c.Collapsed = append(c.Collapsed, report.Collapsed{Method: r.run.Method, Seed: r.run.Seed, Margin: r.probe.Results[i].Value})
+		}
+	}
+	// Every run must have been evaluated on the same test sets.
+	datasets := datasetsOf(runs[0])
+	for _, r := range runs {
+		if !slices.Equal(datasetsOf(r), datasets) {
+			return nil, fmt.Errorf("%s: probed on %v, %s on %v", r.run.Dir, datasetsOf(r), runs[0].run.Dir, datasets)
 		}
 	}
 	summary, diffs, err := summarize(base, runs)
@@ -98,8 +111,18 @@ func (p *plan) aggregate(runs []probed) (*Comparison, error) {
 		return nil, err
 	}
 	c.Report.Summary, c.Diffs, c.Report.Differences, c.Report.Resamples = summary, diffs, diffs, base.Probe.Bootstrap
-	datasets := datasetsOf(runs[0])
+	// Everything is read and checked before the first file is written.
+	if err := checkComparison(c); err != nil {
+		return nil, err
+	}
+	curves, err := lossCurves(runs)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := atomicfile.Clean(c.Dir); err != nil {
 		return nil, err
 	}
 	if err := report.WriteJSON(filepath.Join(c.Dir, CompareJSON), c.Report); err != nil {
@@ -109,19 +132,67 @@ func (p *plan) aggregate(runs []probed) (*Comparison, error) {
 		return nil, err
 	}
 	c.Markdown = report.Markdown(c.Report, c.Diffs, c.Collapsed)
-	if err := writeFigures(c, base, runs, datasets[0]); err != nil {
+	if err := writeFigures(c, base, runs, datasets[0], curves); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(c.Dir, CompareMarkdown), []byte(c.Markdown), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(c.Dir, CompareMarkdown), []byte(c.Markdown)); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
+// checkComparison refuses a table with a value that is not finite, before
+// anything is written.
+func checkComparison(c *Comparison) error {
+	bad := func(vs ...float64) bool {
+		for _, v := range vs {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range c.Report.Results {
+		if bad(r.Value, r.CILow, r.CIHigh) {
+			return fmt.Errorf("%s seed %d: %s %s is %v [%v, %v]", r.Method, r.Seed, r.Dataset, r.Metric, r.Value, r.CILow, r.CIHigh)
+		}
+	}
+	for _, s := range c.Report.Summary {
+		for _, v := range s.PerSeed {
+			if bad(v.Value) {
+				return fmt.Errorf("%s seed %d: %s %s is %v", s.Method, v.Seed, s.Dataset, s.Metric, v.Value)
+			}
+		}
+		if bad(s.Mean, s.CILow, s.CIHigh) {
+			return fmt.Errorf("%s: the mean %s %s over %d seed(s) is %v [%v, %v]", s.Method, s.Dataset, s.Metric, s.Seeds, s.Mean, s.CILow, s.CIHigh)
+		}
+	}
+	for _, d := range c.Diffs {
+		if bad(d.Value, d.Low, d.High) {
+			return fmt.Errorf("%s - %s: %s %s is %v [%v, %v]", d.A, d.B, d.Dataset, d.Metric, d.Value, d.Low, d.High)
+		}
+	}
+	return nil
+}
+
+// lossCurves reads every run's loss curve.
+func lossCurves(runs []probed) ([]report.Curve, error) {
+	var curves []report.Curve
+	for _, r := range runs {
+		cv, err := lossCurve(r.run.Dir)
+		if err != nil {
+			return nil, err
+		}
+		cv.Label = fmt.Sprintf("%s seed %d", r.run.Method, r.run.Seed)
+		curves = append(curves, cv)
+	}
+	return curves, nil
+}
+
 // writeFigures draws each method's similarity histogram on the run's own
 // test set (all seeds pooled) and every run's loss curve, and links them
 // from the markdown.
-func writeFigures(c *Comparison, base Config, runs []probed, own string) error {
+func writeFigures(c *Comparison, base Config, runs []probed, own string, curves []report.Curve) error {
 	c.Markdown += "\nFigures:"
 	for _, method := range base.Methods {
 		var target, noise []float32
@@ -142,15 +213,6 @@ func writeFigures(c *Comparison, base Config, runs []probed, own string) error {
 		}
 		c.Markdown += fmt.Sprintf(" [%s](%s)", name, name)
 	}
-	var curves []report.Curve
-	for _, r := range runs {
-		cv, err := lossCurve(r.run.Dir)
-		if err != nil {
-			return err
-		}
-		cv.Label = fmt.Sprintf("%s seed %d", r.run.Method, r.run.Seed)
-		curves = append(curves, cv)
-	}
 	if err := report.LossCurves(filepath.Join(c.Dir, LossFigure), base.Name+": training loss", curves); err != nil {
 		return err
 	}
@@ -160,7 +222,7 @@ func writeFigures(c *Comparison, base Config, runs []probed, own string) error {
 
 // lossCurve reads a run's step losses from metrics.jsonl.
 func lossCurve(dir string) (report.Curve, error) {
-	f, err := os.Open(filepath.Join(dir, MetricsFile))
+	f, _, err := regfile.Open(filepath.Join(dir, MetricsFile))
 	if err != nil {
 		return report.Curve{}, err
 	}
@@ -171,6 +233,9 @@ func lossCurve(dir string) (report.Curve, error) {
 		var m metric
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			return c, fmt.Errorf("%s: %v", f.Name(), err)
+		}
+		if m.Event == "step" && (m.Step < 1 || math.IsNaN(m.Loss) || math.IsInf(m.Loss, 0)) {
+			return c, fmt.Errorf("%s: a step line with step %d and loss %v", f.Name(), m.Step, m.Loss)
 		}
 		if m.Event == "step" {
 			c.Steps = append(c.Steps, float64(m.Step))
@@ -187,20 +252,28 @@ func sameProbeSettings(a, b ProbeConfig) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// maxProbeBytes bounds a probe.json.
+const maxProbeBytes = 1 << 24
+
 // reuseProbe returns a run's earlier probe when it was made for the same
-// model with the same probe settings and covers the configured data sets.
-func reuseProbe(dir string, cfg Config) (*ProbeReport, []Outcomes, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ProbeFile))
+// model with the same probe settings and covers the configured data sets,
+// checked in full (see checkProbe); an error means the probe is run again.
+func reuseProbe(dir string, cfg Config, method string, seed uint64) (*ProbeReport, []Outcomes, error) {
+	path := filepath.Join(dir, ProbeFile)
+	b, err := regfile.ReadAll(path, ProbeFile, maxProbeBytes)
 	if err != nil {
 		return nil, nil, err
 	}
 	var p ProbeReport
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if p.Method != method || p.Seed != seed {
+		return nil, nil, fmt.Errorf("%s: a probe of %s seed %d", path, p.Method, p.Seed)
 	}
 	sum, err := fileSHA256(filepath.Join(dir, ModelFile))
 	if err != nil || sum != p.ModelSHA256 || !sameProbeSettings(p.Probe, cfg.Probe) {
-		return nil, nil, fmt.Errorf("stale probe")
+		return nil, nil, fmt.Errorf("%s: made for another model or other probe settings", path)
 	}
 	o, err := LoadOutcomes(dir)
 	if err != nil {
@@ -217,5 +290,56 @@ func reuseProbe(dir string, cfg Config) (*ProbeReport, []Outcomes, error) {
 		keep = append(keep, o[i])
 	}
 	p.Results = slices.DeleteFunc(p.Results, func(r ProbeResult) bool { return !slices.Contains(want, r.Dataset) })
+	if err := checkProbe(&p, keep); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return &p, keep, nil
+}
+
+// checkProbe validates a probe read back against its outcomes: each data
+// set has every metric once, with finite values inside [0, 1] and an
+// ordered interval over as many test images as the outcomes hold, which
+// are themselves consistent (one entry per image in every list, 0 or 1
+// for the accuracies, finite similarities).
+func checkProbe(p *ProbeReport, outcomes []Outcomes) error {
+	if math.IsNaN(p.MeanCosine) || p.MeanCosine < -1.001 || p.MeanCosine > 1.001 {
+		return fmt.Errorf("mean cosine %v", p.MeanCosine)
+	}
+	for _, o := range outcomes {
+		n := len(o.Labels)
+		if n == 0 || len(o.KNN1) != n || len(o.KNN5) != n || len(o.Linear) != n || len(o.Target) != n || len(o.Noise) != n {
+			return fmt.Errorf("%s: outcomes of %d, %d, %d, %d, %d and %d images", o.Dataset, n, len(o.KNN1), len(o.KNN5), len(o.Linear), len(o.Target), len(o.Noise))
+		}
+		for _, list := range [][]float64{o.KNN1, o.KNN5, o.Linear} {
+			if slices.ContainsFunc(list, func(v float64) bool { return v != 0 && v != 1 }) {
+				return fmt.Errorf("%s: an outcome that is neither 0 nor 1", o.Dataset)
+			}
+		}
+		if !allFinite(o.Target) || !allFinite(o.Noise) {
+			return fmt.Errorf("%s: similarities that are not finite", o.Dataset)
+		}
+		for _, metric := range Metrics() {
+			k := 0
+			for _, r := range p.Results {
+				if r.Dataset != o.Dataset || r.Metric != metric {
+					continue
+				}
+				k++
+				ok := r.N == n && r.CILow <= r.CIHigh
+				for _, v := range []float64{r.Value, r.CILow, r.CIHigh} {
+					ok = ok && v >= -2 && v <= 2 // NaN fails too
+				}
+				if !ok {
+					return fmt.Errorf("%s %s: %v [%v, %v] over %d images (the outcomes hold %d)", o.Dataset, metric, r.Value, r.CILow, r.CIHigh, r.N, n)
+				}
+			}
+			if k != 1 {
+				return fmt.Errorf("%s %s: %d results, want 1", o.Dataset, metric, k)
+			}
+		}
+	}
+	if len(p.Results) != len(outcomes)*len(Metrics()) {
+		return fmt.Errorf("%d results for %d data sets", len(p.Results), len(outcomes))
+	}
+	return nil
 }

@@ -643,6 +643,9 @@ func (c Config) Validate() error {
 	if err := checkDatasetName(d.Dataset); err != nil {
 		return fmt.Errorf("data.dataset: %w", err)
 	}
+	if len(d.Classes) == 1 {
+		return fmt.Errorf("data.classes: one class (%d) cannot be trained on; list at least two", d.Classes[0])
+	}
 	if err := c.Model.Validate(); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/dataset"
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/regfile"
 )
 
 // Reporter is told how training goes: a progress bar on a terminal, log
@@ -163,7 +164,15 @@ func LoadTrain(ctx context.Context, d DataConfig, fetch *dataset.Fetcher) (*data
 	if err != nil {
 		return nil, err
 	}
-	return shapeSplit(train, d)
+	if train, err = shapeSplit(train, d); err != nil {
+		return nil, err
+	}
+	// A contrastive loss needs negatives, a classifier two outputs.
+	if k := slices.IndexFunc(train.ClassCounts(), func(n int) bool { return n > 0 }); k < 0 ||
+		!slices.ContainsFunc(train.ClassCounts()[k+1:], func(n int) bool { return n > 0 }) {
+		return nil, fmt.Errorf("data: %s has training images of fewer than two classes (data.classes %v); every method needs at least two", d.Dataset, d.Classes)
+	}
+	return train, nil
 }
 
 // shapeSplit applies the class filter and the subset to a split.
@@ -264,6 +273,12 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	if rep == nil {
 		rep = nopReporter{}
 	}
+	if err := CheckPlainName(cfg.Name); err != nil {
+		return "", fmt.Errorf("name: %w", err)
+	}
+	if !slices.Contains(Methods(), opt.Method) {
+		return "", fmt.Errorf("unknown method %q", opt.Method)
+	}
 	dir := RunDir(opt.Out, cfg.Name, opt.Method, opt.Seed)
 	if !opt.locked {
 		lctx, unlock, err := lockRun(ctx, dir, "sincere pretrain", opt.WaitLock, rep)
@@ -286,7 +301,17 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	changed := func() error {
 		return fmt.Errorf("%s: the configuration changed since this run was trained (compare with %s); remove the run to train it again", dir, cfgPath)
 	}
-	if Finished(dir) {
+	rebuild := false // a finished run whose model file is unreadable
+	if Finished(dir) && opt.Resume {
+		if _, err := LoadTrained(filepath.Join(dir, ModelFile)); err != nil {
+			if !fileExists(ckptPath) {
+				return dir, fmt.Errorf("%w; the run has no checkpoint to rebuild it from: remove the run to train it again", err)
+			}
+			rep.Logf("%v; rebuilding it from the checkpoint", err)
+			rebuild = true
+		}
+	}
+	if Finished(dir) && !rebuild {
 		if !opt.Resume {
 			return dir, fmt.Errorf("%s already holds a finished run; remove it or choose another --out", dir)
 		}
@@ -314,6 +339,9 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 		if ck.ConfigDigest != digest {
 			return dir, changed()
 		}
+		if err := ck.checkRun(opt.Method, opt.Seed, cfg.Train.Epochs, 0); err != nil {
+			return dir, fmt.Errorf("%s: %w", ckptPath, err)
+		}
 	}
 	load := opt.loadTrain
 	if load == nil {
@@ -323,7 +351,16 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	if err != nil {
 		return dir, err
 	}
+	if ck != nil {
+		if err := ck.checkRun(opt.Method, opt.Seed, cfg.Train.Epochs, t.loader.BatchesPerEpoch()); err != nil {
+			return dir, fmt.Errorf("%s: %w", ckptPath, err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return dir, err
+	}
+	// What a killed process was writing when it died.
+	if _, err := atomicfile.Clean(dir, runFiles...); err != nil {
 		return dir, err
 	}
 	if err := atomicfile.Write(cfgPath, cfgYAML); err != nil {
@@ -398,8 +435,12 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 			loss, err := t.Step(b, lr)
 			if err != nil {
 				stream.Close()
-				return dir, fmt.Errorf("step %d (epoch %d, batch %d): %w; stopped, the last good checkpoint is %s",
-					ck.Step+1, ck.Epoch+1, ck.Batch+1, err, ckptPath)
+				last := "the last good checkpoint is " + ckptPath
+				if !fileExists(ckptPath) {
+					last = "no checkpoint was written yet: change the settings (a smaller train.lr, say) and train it again"
+				}
+				return dir, fmt.Errorf("step %d (epoch %d, batch %d): %w; stopped, %s",
+					ck.Step+1, ck.Epoch+1, ck.Batch+1, err, last)
 			}
 			ck.Step++
 			ck.Batch++
@@ -450,12 +491,25 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	return dir, nil
 }
 
+// runFiles are the files of a run directory written atomically.
+var runFiles = []string{ConfigFile, CheckpointFile, ModelFile, ProbeFile, OutcomesFile}
+
 // openMetrics opens metrics.jsonl for appending, cut to the given length
-// (what the checkpoint covers, so that a resumed run does not repeat lines).
+// (what the checkpoint covers, so that a resumed run does not repeat
+// lines). A symbolic link is refused, and the file is never extended.
 func openMetrics(path string, keep int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := regfile.OpenInPlace(path)
 	if err != nil {
 		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Size() < keep {
+		f.Close()
+		return nil, fmt.Errorf("%s: %d bytes, but the checkpoint covers %d: the file was cut or replaced; remove the run to train it again", path, st.Size(), keep)
 	}
 	if err := f.Truncate(keep); err != nil {
 		f.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/evaluate"
 	"github.com/sincere-ml/sincere/internal/kernels"
 	"github.com/sincere-ml/sincere/internal/npyfile"
+	"github.com/sincere-ml/sincere/internal/regfile"
 )
 
 // Files a probe writes into a run directory.
@@ -161,6 +162,12 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 	modelPath := filepath.Join(dir, ModelFile)
 	tr, err := LoadTrained(modelPath)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := tr.checkRun(cfg); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", modelPath, err)
+	}
+	if _, err := atomicfile.Clean(dir, ProbeFile, OutcomesFile); err != nil {
 		return nil, nil, err
 	}
 	sum, err := fileSHA256(modelPath)
@@ -340,10 +347,17 @@ type featureCache struct {
 	dir string
 }
 
-// openFeatureCache empties the folder if it was made for another model.
+// openFeatureCache empties the folder if it was made for another model. A
+// symbolic link in its place is refused: the cache is written into.
 func openFeatureCache(dir, modelSum string) (*featureCache, error) {
+	if st, err := os.Lstat(dir); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("%s: is %s, not the run's own feature folder (remove it)", dir, regfile.Kind(st.Mode()))
+	}
+	if _, err := atomicfile.Clean(dir); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
 	stamp := filepath.Join(dir, "MODEL_SHA256")
-	if b, err := os.ReadFile(stamp); err != nil || string(b) != modelSum {
+	if b, err := regfile.ReadAll(stamp, "model stamp", 64); err != nil || string(b) != modelSum {
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, err
 		}
@@ -367,8 +381,14 @@ func (c *featureCache) get(m *encoder.Model, tr *Trained, key string, d *dataset
 	h.Write(d.Pixels)
 	base := filepath.Join(c.dir, unsafeName.ReplaceAllString(key, "_")+"-"+hex.EncodeToString(h.Sum(nil))[:12])
 	fp, ep := base+"-features.npy", base+"-embeddings.npy"
-	if f, n, fd, err := npyfile.ReadMatrix(fp); err == nil && n == d.Len() {
-		if e, n2, ed, err := npyfile.ReadMatrix(ep); err == nil && n2 == d.Len() {
+	ed := m.FeatureDim
+	if m.Head == encoder.HeadProjection {
+		ed = m.OutDim()
+	}
+	// A cached file is used only with the shape the model gives and finite
+	// values; anything else is computed again.
+	if f, n, fd, err := npyfile.ReadMatrix(fp); err == nil && n == d.Len() && fd == m.FeatureDim && allFinite(f) {
+		if e, n2, ed2, err := npyfile.ReadMatrix(ep); err == nil && n2 == d.Len() && ed2 == ed && allFinite(e) {
 			return matrix{f, fd}, matrix{e, ed}, nil
 		}
 	}
@@ -440,9 +460,19 @@ func extract(m *encoder.Model, tr *Trained, d *dataset.Dataset) (matrix, matrix,
 	return matrix{feat, fd}, matrix{emb, ed}, nil
 }
 
-// fileSHA256 hashes a file.
+// allFinite reports whether no value is NaN or infinite.
+func allFinite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// fileSHA256 hashes a regular file.
 func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -131,8 +132,11 @@ func (p *plan) run(ctx context.Context, i int) (probed, error) {
 	if err != nil {
 		return probed{}, err
 	}
-	pr, outcomes, err := reuseProbe(dir, cfg)
+	pr, outcomes, err := reuseProbe(dir, cfg, t.Method, t.Seed)
 	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			p.rep.Logf("%s: %v; probing again", dir, err)
+		}
 		if pr, outcomes, err = probe(ctx, dir, nil, p.opt.Fetch, p.rep, p.probeSets); err != nil {
 			return probed{}, err
 		}
@@ -166,7 +170,7 @@ func (p *plan) state(i int) (Task, probed) {
 		t.State, t.Detail = TaskChanged, "trained with other settings; remove it to train it again"
 		return t, probed{}
 	}
-	pr, outcomes, err := reuseProbe(t.Dir, cfg)
+	pr, outcomes, err := reuseProbe(t.Dir, cfg, t.Method, t.Seed)
 	if err != nil {
 		t.State, t.Detail = TaskPartial, "trained, not probed with the current settings"
 		return t, probed{}
