@@ -3,8 +3,9 @@
 # (nvidia-cuda-toolkit: nvcc for `make ptx`, cuda.h and libcuda to build
 # `make cuda`) and a C++ compiler (for nvcc and for the kernel emulator the
 # tests build). Idempotent: does nothing when nvcc, cuda.h and g++ are there.
-# Adds /etc/apt/sources.list.d/sincere-nonfree.sources when the package is
-# not yet available from the configured sources. Debian bookworm or newer.
+# Adds /etc/apt/sources.list.d/sincere-nonfree.sources, on the mirror the
+# machine's own Debian entry uses, when the package is not yet available
+# from the configured sources. Debian bookworm or newer.
 set -euo pipefail
 
 if command -v nvcc >/dev/null && [ -f /usr/include/cuda.h ] && command -v g++ >/dev/null; then
@@ -21,13 +22,8 @@ $sudo apt-get update -qq
 if ! apt-cache policy nvidia-cuda-toolkit | grep -q 'Candidate: [0-9]'; then
 	. /etc/os-release
 	echo "install-cuda-toolkit: enabling Debian's contrib and non-free components for ${VERSION_CODENAME}"
-	$sudo tee /etc/apt/sources.list.d/sincere-nonfree.sources >/dev/null <<SOURCES
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: ${VERSION_CODENAME} ${VERSION_CODENAME}-updates
-Components: contrib non-free non-free-firmware
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
+	sources=$(nonfree_sources "${VERSION_CODENAME}")
+	echo "$sources" | $sudo tee /etc/apt/sources.list.d/sincere-nonfree.sources >/dev/null
 	$sudo apt-get update -qq
 fi
 $sudo apt-get install -y -qq --no-install-recommends nvidia-cuda-toolkit g++
