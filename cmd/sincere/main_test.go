@@ -225,7 +225,7 @@ func TestLossCommandOutput(t *testing.T) {
 }
 
 func TestHelpTeaches(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"loss", "--help"}, {"bench", "loss", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"loss", "--help"}, {"bench", "loss", "--help"}, {"slurm", "--help"}, {"compare", "--help"}} {
 		code, stdout, _ := sincere(args...)
 		if code != 0 || !strings.Contains(stdout, "Example") && !strings.Contains(stdout, "Examples") {
 			t.Errorf("%v: exit %d, help without examples:\n%s", args, code, stdout)

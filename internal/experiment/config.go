@@ -28,6 +28,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/kernels"
 	"github.com/sincere-ml/sincere/internal/regfile"
 	"github.com/sincere-ml/sincere/internal/sizes"
+	"github.com/sincere-ml/sincere/internal/slurm"
 )
 
 // Methods: the three contrastive losses and the cross-entropy baseline.
@@ -55,6 +56,9 @@ type Config struct {
 	Loss      LossConfig     `yaml:"loss" mapstructure:"loss"`
 	Train     TrainConfig    `yaml:"train" mapstructure:"train"`
 	Probe     ProbeConfig    `yaml:"probe" mapstructure:"probe"`
+	// Slurm is what `sincere slurm` asks a cluster for; it changes no
+	// result.
+	Slurm slurm.Resources `yaml:"slurm,omitempty" mapstructure:"slurm"`
 }
 
 // ProbeConfig says how runs are evaluated.
@@ -151,6 +155,16 @@ var defaults = map[string]any{
 	"probe.linear_l2":        1e-4,
 	"probe.linear_batch":     256,
 	"probe.bootstrap":        1000,
+	"slurm.partition":        "",
+	"slurm.account":          "",
+	"slurm.time":             "",
+	"slurm.aggregate_time":   "",
+	"slurm.cpus_per_task":    0,
+	"slurm.mem":              "",
+	"slurm.gres":             "",
+	"slurm.max_parallel":     0,
+	"slurm.extra":            []string{},
+	"slurm.setup":            []string{},
 }
 
 // Keys lists every configuration key.
@@ -695,6 +709,9 @@ func (c Config) Validate() error {
 	case p.Bootstrap < 0 || p.Bootstrap > 100000:
 		return fmt.Errorf("probe.bootstrap: must be 0 to 100000 resamples, got %d", p.Bootstrap)
 	}
+	if err := c.Slurm.Validate(); err != nil {
+		return err
+	}
 	return c.Probe.linear().Validate()
 }
 
@@ -806,10 +823,10 @@ func (c Config) YAML() ([]byte, error) { return yaml.Marshal(c) }
 
 // runDigest is the SHA-256 of what a run's training depends on: the
 // resolved configuration less its name, its lists of methods and seeds, the
-// other methods' overrides and the probe settings, none of which changes a
-// trained model.
+// other methods' overrides, the probe settings and the Slurm resources,
+// none of which changes a trained model.
 func (c Config) runDigest() (string, error) {
-	c.Name, c.Methods, c.Seeds, c.Overrides, c.Probe = "", nil, nil, nil, ProbeConfig{}
+	c.Name, c.Methods, c.Seeds, c.Overrides, c.Probe, c.Slurm = "", nil, nil, nil, ProbeConfig{}, slurm.Resources{}
 	b, err := c.YAML()
 	if err != nil {
 		return "", err

@@ -273,3 +273,19 @@ func TestSizeSettingsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryKeyDocumented: configs/README.md has a row for every key.
+func TestEveryKeyDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "configs", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if k == "overrides" {
+			k = "overrides.<method>.<key>"
+		}
+		if !strings.Contains(string(doc), "| `"+k+"` |") {
+			t.Errorf("configs/README.md does not document %s", k)
+		}
+	}
+}
