@@ -18,7 +18,7 @@ NVCCFLAGS := -std=c++17 -O3
 CUDA_BIN  := bin/sincere-cuda
 # One .cu per family of kernels; each compiles to <family>_sm80.ptx and
 # <family>_sm60.ptx.
-CUDA_FAMILIES := loss elementwise norm gemm
+CUDA_FAMILIES := loss elementwise norm gemm conv
 
 ## build: the CPU binary (pure Go, no CGO) in bin/sincere
 build:

@@ -236,7 +236,7 @@ func TestSourcesAreLinks(t *testing.T) {
 	for link, target := range map[string]string{
 		"loss_cu.h": "../kernels/cuda/loss.cu", "emu.h": "../kernels/cuda/emu.h", "common.h": "../kernels/cuda/common.h",
 		"elementwise_cu.h": "../kernels/cuda/elementwise.cu", "norm_cu.h": "../kernels/cuda/norm.cu",
-		"gemm_cu.h": "../kernels/cuda/gemm.cu", "igemm.h": "../kernels/cuda/igemm.h",
+		"gemm_cu.h": "../kernels/cuda/gemm.cu", "igemm.h": "../kernels/cuda/igemm.h", "conv_cu.h": "../kernels/cuda/conv.cu",
 	} {
 		got, err := os.Readlink(link)
 		if err != nil || got != target {
