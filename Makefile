@@ -28,10 +28,10 @@ build:
 ## test, the CUDA kernels' included (on the CPU emulator, which needs g++)
 test: lint
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags purego ./internal/kernels/
+	$(GO) test -count=1 -tags purego ./internal/kernels/...
 	@if command -v g++ >/dev/null; then \
-		echo "$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ && $(GO) test -count=1 -tags gpuemu -run CUDA ./internal/kernels/"; \
-		$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ && $(GO) test -count=1 -tags gpuemu -run CUDA ./internal/kernels/; \
+		echo "$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ ./internal/kernels/cuda/"; \
+		$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ ./internal/kernels/cuda/; \
 	elif [ -n "$$SINCERE_REQUIRE_GPU_TOOLS" ]; then \
 		echo "make test: g++ is missing (scripts/install-cuda-toolkit.sh installs it)" >&2; exit 1; \
 	else \
@@ -55,7 +55,7 @@ lint:
 ## vet-gpu: vet the gpu build (cgo against cuda.h) and compile its tests
 vet-gpu:
 	CGO_ENABLED=1 $(GO) vet -tags gpu ./...
-	CGO_ENABLED=1 $(GO) test -tags gpu -run XXX -count=1 -c -o /dev/null ./internal/kernels/
+	CGO_ENABLED=1 $(GO) test -tags gpu -run XXX -count=1 -c -o /dev/null ./internal/kernels/cuda/
 
 ## cuda: the GPU binary, bin/sincere-cuda (-tags gpu: cgo, cuda.h, libcuda).
 ## It runs only where the NVIDIA driver is: gorgonia.org/cu initialises the
@@ -85,12 +85,12 @@ ptx-check:
 	done; done; echo "ptx-check: the committed PTX matches a fresh make ptx"
 
 ## gpu-check-build: everything scripts/gpu-check.sh carries to a GPU machine,
-## in bin/gpu-check/ (the gpu binary and the gpu test binary)
+## in bin/gpu-check/ (the gpu binary and the CUDA backend's test binary)
 ## (stripped: the device tool carries at most 64 MiB)
 gpu-check-build:
 	mkdir -p bin/gpu-check
 	CGO_ENABLED=1 $(GO) build -tags gpu -ldflags "-s -w $(LDFLAGS)" -o bin/gpu-check/sincere-cuda ./cmd/sincere
-	CGO_ENABLED=1 $(GO) test -tags gpu -c -ldflags "-s -w" -o bin/gpu-check/kernels.test ./internal/kernels/
+	CGO_ENABLED=1 $(GO) test -tags gpu -c -ldflags "-s -w" -o bin/gpu-check/cuda.test ./internal/kernels/cuda/
 
 ## bench: time the fused losses at N = 1024, 8192 and 65536 (several minutes),
 ## the input pipeline and a training step of the small CNN

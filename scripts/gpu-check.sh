@@ -4,7 +4,7 @@
 #
 #   scripts/gpu-check.sh build
 #       Here, with Go and the CUDA toolkit (scripts/install-cuda-toolkit.sh):
-#       builds bin/gpu-check/ (sincere-cuda and the kernels' test binary,
+#       builds bin/gpu-check/ (sincere-cuda and the CUDA backend's test binary,
 #       both -tags gpu). The GPU machine needs no Go.
 #
 #   scripts/gpu-check.sh run [OUTDIR]
@@ -63,7 +63,7 @@ upto() {
 log() { echo "gpu-check [$(($(date +%s) - start)) s] $*" >&2; }
 failed=0
 
-for f in "$BIN/sincere-cuda" "$BIN/kernels.test"; do
+for f in "$BIN/sincere-cuda" "$BIN/cuda.test"; do
 	if [ ! -x "$f" ]; then
 		echo "gpu-check: $f is missing: run scripts/gpu-check.sh build here and carry $BIN" >&2
 		exit 2
@@ -76,7 +76,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 
 # (a) correctness: the CUDA tests at full size.
 log "(a) CUDA kernels vs CPU engine and float64 reference"
-if SINCERE_GPU_CHECK=$TESTS timeout 240 "$BIN/kernels.test" -test.run 'CUDA' -test.v -test.count=1 >>"$out/check.log" 2>&1; then
+if SINCERE_GPU_CHECK=$TESTS timeout 240 "$BIN/cuda.test" -test.run 'CUDA' -test.v -test.count=1 >>"$out/check.log" 2>&1; then
 	log "(a) passed"
 else
 	log "(a) FAILED (see check.log)"
@@ -128,10 +128,10 @@ if command -v compute-sanitizer >/dev/null && [ "$(left)" -gt 90 ]; then
 	log "compute-sanitizer memcheck, racecheck"
 	{
 		timeout $(($(left) / 2)) compute-sanitizer --tool memcheck --error-exitcode 3 \
-			"$BIN/kernels.test" -test.run 'TestCUDAForwardOnlyAndRepeat|TestCUDAL2Normalize' -test.count=1
+			"$BIN/cuda.test" -test.run 'TestCUDAForwardOnlyAndRepeat|TestCUDAL2Normalize' -test.count=1
 		echo "memcheck exit $?"
 		timeout $(($(left) - 15)) compute-sanitizer --tool racecheck --error-exitcode 3 \
-			"$BIN/kernels.test" -test.run 'TestCUDAForwardOnlyAndRepeat' -test.count=1
+			"$BIN/cuda.test" -test.run 'TestCUDAForwardOnlyAndRepeat' -test.count=1
 		echo "racecheck exit $?"
 	} >"$out/sanitizer.log" 2>&1
 	grep -E "exit [0-9]+|ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" >&2

@@ -11,6 +11,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/dataset"
 	"github.com/sincere-ml/sincere/internal/experiment"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/backend"
 	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
@@ -72,22 +73,16 @@ of it.`,
 			}
 			opt := kernels.Options{CPU: kernels.CPUOptions{Workers: workers, Portable: portable, Tile: tile},
 				CUDA: kernels.CUDAOptions{Precision: prec}}
-			probe, err := kernels.Open(device, opt)
+			probe, err := backend.OpenLossEngine(device, opt)
 			if err != nil {
 				return err
 			}
-			switch eng := probe.(type) {
-			case *kernels.CPU:
-				if device == kernels.DeviceAuto {
-					e.logf("bench: computing on the CPU: %s", cpuReason())
-				}
-				e.logf("bench: cpu, %s kernels, %d workers", eng.Kernels(), eng.Workers())
-			case kernels.Profiler:
-				info := eng.Info()
-				e.logf("bench: %s (compute %d.%d, %d SMs), %s tiles", info.Name, info.Major, info.Minor, info.SMs, eng.Precision())
+			if device == kernels.DeviceAuto && probe.Device() == kernels.DeviceCPU {
+				e.logf("bench: computing on the CPU: %s", cpuReason())
 			}
+			e.logf("bench: %s", probe.Describe())
 			closeEngine(probe)
-			open := func() (kernels.Engine, error) { return kernels.Open(device, opt) }
+			open := func() (kernels.LossEngine, error) { return backend.OpenLossEngine(device, opt) }
 			rows, err := benchmark.RunLoss(o, open, e.benchProgress())
 			if err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sincere-ml/sincere/internal/atomicfile"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/backend"
 	"github.com/sincere-ml/sincere/internal/npyfile"
 )
 
@@ -101,7 +102,7 @@ has TF32 tensor cores: float32 accuracy), tf32 (about 3x faster, gradients to
 			if n > 0 && !slices.ContainsFunc(labels, func(y int) bool { return y != labels[0] }) {
 				return fmt.Errorf("the loss is undefined: all %d labels in %s are %d; a supervised contrastive loss needs at least two classes", n, yPath, labels[0])
 			}
-			eng, err := kernels.Open(device, kernels.Options{CUDA: kernels.CUDAOptions{Precision: precision}})
+			eng, err := backend.OpenLossEngine(device, kernels.Options{CUDA: kernels.CUDAOptions{Precision: precision}})
 			if err != nil {
 				return err
 			}
@@ -165,7 +166,7 @@ has TF32 tensor cores: float32 accuracy), tf32 (about 3x faster, gradients to
 }
 
 // closeEngine releases an engine that holds a device.
-func closeEngine(eng kernels.Engine) {
+func closeEngine(eng kernels.LossEngine) {
 	if c, ok := eng.(io.Closer); ok {
 		_ = c.Close()
 	}
@@ -173,7 +174,7 @@ func closeEngine(eng kernels.Engine) {
 
 // cpuReason says why --device auto chose the CPU.
 func cpuReason() string {
-	if !kernels.CUDASupport {
+	if !backend.CUDASupport {
 		return "this binary has no CUDA support (`make cuda` builds one for NVIDIA GPUs)"
 	}
 	return "no usable NVIDIA GPU was found"

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sincere-ml/sincere/internal/kernels/kerneltest"
 	"github.com/sincere-ml/sincere/internal/npyfile"
 	"github.com/sincere-ml/sincere/internal/numcheck"
 )
@@ -24,9 +25,9 @@ func sincere(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-var goldenNpy = filepath.Join("..", "..", "..", "shared", "golden", "npy")
+var goldenNpy = filepath.Join(kerneltest.GoldenDir(), "npy")
 
-// manifestCase is one entry of ../shared/golden/npy/manifest.json.
+// manifestCase is one entry of the golden npy/manifest.json.
 type manifestCase struct {
 	Loss         string  `json:"loss"`
 	Temperature  float64 `json:"temperature"`
@@ -40,7 +41,7 @@ type manifestCase struct {
 func TestLossCommandMatchesGolden(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(goldenNpy, "manifest.json"))
 	if err != nil {
-		t.Skipf("golden npy files not available: %v", err)
+		t.Fatalf("golden npy files: %v", err)
 	}
 	var cases []manifestCase
 	if err := json.Unmarshal(raw, &cases); err != nil {

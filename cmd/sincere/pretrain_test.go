@@ -21,6 +21,9 @@ func tinyArgs(out string, extra ...string) []string {
 }
 
 func TestPretrainCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
 	out := t.TempDir()
 	code, stdout, stderr := sincere(tinyArgs(out)...)
 	if code != 0 {
@@ -118,19 +121,19 @@ func TestKillAndResume(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Wait for the first periodic checkpoint, then a little more.
+		// Signal the run as soon as its first periodic checkpoint exists:
+		// mid-epoch, with more steps to go.
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			if _, err := os.Stat(ckpt); err == nil || time.Now().After(deadline) {
 				break
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 		code, _, stderr := sincere(pretrain(out, "--resume")...)
 		if code == 0 || !strings.Contains(stderr, "is in use by pid "+strconv.Itoa(c.Process.Pid)) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%s: a second process on the run: exit %d, %q", tc.name, code, stderr)
 		}
-		time.Sleep(150 * time.Millisecond)
 		c.Process.Signal(tc.sig)
 		err := c.Wait()
 		if ee, ok := err.(*exec.ExitError); !ok {

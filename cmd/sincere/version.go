@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/backend"
 )
 
 func newVersionCmd(e *env) *cobra.Command {
@@ -15,14 +17,14 @@ func newVersionCmd(e *env) *cobra.Command {
 		Short: "Print the version, the CPU kernels in use and whether CUDA is built in",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cpu, err := kernels.NewCPU(kernels.CPUOptions{})
+			cpu, err := backend.OpenLossEngine(kernels.DeviceCPU, kernels.Options{})
 			if err != nil {
 				return err
 			}
 			cuda := "not built in (build with `make cuda` for NVIDIA GPUs)"
-			if kernels.CUDASupport {
+			if backend.CUDASupport {
 				cuda = "built in; no usable GPU found"
-				if eng, err := kernels.Open(kernels.DeviceCUDA, kernels.Options{}); err == nil {
+				if eng, err := backend.OpenLossEngine(kernels.DeviceCUDA, kernels.Options{}); err == nil {
 					if g, ok := eng.(kernels.Profiler); ok {
 						info := g.Info()
 						cuda = fmt.Sprintf("built in; %s (compute %d.%d, %d SMs, %.0f GiB), %s tiles by default",
@@ -35,7 +37,7 @@ func newVersionCmd(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "sincere %s\n", version)
 			fmt.Fprintf(e.stdout, "go:   %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			fmt.Fprintf(e.stdout, "cpu:  %s kernels, %d workers\n", cpu.Kernels(), cpu.Workers())
+			fmt.Fprintf(e.stdout, "cpu:  %s\n", strings.TrimPrefix(cpu.Describe(), "cpu: "))
 			fmt.Fprintf(e.stdout, "cuda: %s\n", cuda)
 			return nil
 		},

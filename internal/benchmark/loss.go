@@ -113,7 +113,7 @@ func Flops(n, d int) float64 { return 6 * float64(n) * float64(n) * float64(d) }
 // io.Closer is closed after its case. progress, if not nil, is told after
 // every run. For a GPU engine (a kernels.Profiler) the rows also give the
 // kernels' time, the device memory and the floor.
-func RunLoss(o LossOptions, open func() (kernels.Engine, error), progress func(done, total int, what string)) ([]LossRow, error) {
+func RunLoss(o LossOptions, open func() (kernels.LossEngine, error), progress func(done, total int, what string)) ([]LossRow, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func RunLoss(o LossOptions, open func() (kernels.Engine, error), progress func(d
 
 // measureLoss times one case: a warm-up run counting allocations, then
 // o.Runs timed runs; tick is called after each run.
-func measureLoss(o LossOptions, e kernels.Engine, p kernels.Params, z []float32, n int, labels []int, grad []float32, tick func()) (LossRow, error) {
+func measureLoss(o LossOptions, e kernels.LossEngine, p kernels.Params, z []float32, n int, labels []int, grad []float32, tick func()) (LossRow, error) {
 	what := fmt.Sprintf("%s N=%d", p.Loss, n)
 	prof, _ := e.(kernels.Profiler)
 	// Warm-up, counting what the engine allocates.

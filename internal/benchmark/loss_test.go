@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/cpu"
 )
 
 func TestBatchIsUnitNormAndBalanced(t *testing.T) {
@@ -60,7 +61,7 @@ func TestParseLosses(t *testing.T) {
 func TestRunLossTable(t *testing.T) {
 	o := LossOptions{Sizes: []int{64}, Dim: 8, Losses: []kernels.Loss{kernels.SupCon}, Runs: 5, Temperature: 0.1, Classes: 4, Seed: 1}
 	calls := 0
-	rows, err := RunLoss(o, func() (kernels.Engine, error) { return kernels.NewCPU(kernels.CPUOptions{}) },
+	rows, err := RunLoss(o, func() (kernels.LossEngine, error) { return cpu.NewLossEngine(kernels.CPUOptions{}) },
 		func(done, total int, what string) { calls++ })
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestRunLossTable(t *testing.T) {
 // fakeGPU is an engine that reports a device profile, as the CUDA engine
 // does: the CPU's results, fixed kernel times.
 type fakeGPU struct {
-	*kernels.CPU
+	*cpu.LossEngine
 	closed bool
 }
 
@@ -99,9 +100,9 @@ func (f *fakeGPU) Close() error { f.closed = true; return nil }
 func TestRunLossGPUColumns(t *testing.T) {
 	o := LossOptions{Sizes: []int{64}, Dim: 8, Losses: []kernels.Loss{kernels.SINCERE}, Runs: 5, Temperature: 0.1, Classes: 4, Seed: 1}
 	var engines []*fakeGPU
-	rows, err := RunLoss(o, func() (kernels.Engine, error) {
-		cpu, err := kernels.NewCPU(kernels.CPUOptions{})
-		f := &fakeGPU{CPU: cpu}
+	rows, err := RunLoss(o, func() (kernels.LossEngine, error) {
+		eng, err := cpu.NewLossEngine(kernels.CPUOptions{})
+		f := &fakeGPU{LossEngine: eng}
 		engines = append(engines, f)
 		return f, err
 	}, nil)

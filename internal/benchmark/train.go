@@ -1,6 +1,7 @@
 package benchmark
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/experiment"
 	"github.com/sincere-ml/sincere/internal/kernels"
 )
@@ -35,6 +35,8 @@ type TrainResult struct {
 	// GemmGFLOPS is the CPU's SGEMM rate measured in the same run, on
 	// 1024 x 1024 x 256 products, for the fraction.
 	GemmGFLOPS float64
+	// DeviceMiB is the most device memory the run held.
+	DeviceMiB float64
 	// Phases and Layers say where the time of the timed steps went.
 	Phases []Share
 	Layers []Share
@@ -60,30 +62,32 @@ func RunTrain(ctx context.Context, cfg experiment.Config, o TrainOptions) (*Trai
 	if loader.BatchesPerEpoch() < 1 {
 		return nil, fmt.Errorf("bench train: the data set holds less than one batch")
 	}
+	defer t.Close()
 	b := loader.NewBatch()
-	var prof encoder.Profile
+	timer := t.Device().Timer()
 	times := make([]float64, 0, o.Steps)
-	var phases experiment.Phases
 	for i := range o.Warmup + o.Steps {
 		loader.Fill(0, i%loader.BatchesPerEpoch(), b)
 		if i == o.Warmup {
-			m.SetProfile(&prof)
+			if _, err := timer.Read(); err != nil { // drop the warm-up's marks
+				return nil, err
+			}
+			t.SetProfile(true)
 		}
 		t0 := time.Now()
+		timer.Start()
 		if _, err := t.Step(b, 1e-4); err != nil {
 			return nil, err
 		}
 		if i >= o.Warmup {
 			times = append(times, float64(time.Since(t0).Microseconds())/1e3)
-			p := t.LastPhases
-			phases.Forward += p.Forward
-			phases.Loss += p.Loss
-			phases.Backward += p.Backward
-			phases.Update += p.Update
-			phases.Data += p.Data
 		}
 	}
-	m.SetProfile(nil)
+	t.SetProfile(false)
+	spans, err := timer.Read()
+	if err != nil {
+		return nil, err
+	}
 	slices.Sort(times)
 	med := median(times)
 	rows := b.Size * b.Views
@@ -91,46 +95,88 @@ func RunTrain(ctx context.Context, cfg experiment.Config, o TrainOptions) (*Trai
 	if cfg.Data.Views > 0 && o.Method != experiment.MethodCE {
 		flops += Flops(rows, m.OutDim()) // the fused loss
 	}
+	rate, err := gemmRate(t.Device())
+	if err != nil {
+		return nil, err
+	}
 	r := &TrainResult{Arch: cfg.Model.Arch, Input: m.Input, Batch: b.Size, Views: b.Views, Params: m.ParamCount(),
 		StepMS: med, MinMS: times[0], MaxMS: times[len(times)-1],
 		ImagesPerSec: float64(b.Size) / (med / 1e3), ViewsPerSec: float64(rows) / (med / 1e3),
-		GFLOPPerStep: flops / 1e9, GFLOPS: flops / (med / 1e3) / 1e9, GemmGFLOPS: gemmRate(t.Device())}
-	steps := float64(o.Steps)
-	for _, p := range []struct {
-		name string
-		d    time.Duration
-	}{{"forward", phases.Forward}, {"loss", phases.Loss}, {"backward", phases.Backward}, {"update", phases.Update}, {"upload", phases.Data}} {
-		r.Phases = append(r.Phases, Share{p.name, float64(p.d.Microseconds()) / 1e3 / steps})
-	}
-	names, ts := prof.Times()
-	for _, n := range names {
-		r.Layers = append(r.Layers, Share{n, float64(ts[n].Microseconds()) / 1e3 / steps})
-	}
+		GFLOPPerStep: flops / 1e9, GFLOPS: flops / (med / 1e3) / 1e9, GemmGFLOPS: rate,
+		DeviceMiB: float64(t.Device().MemStats().Peak) / (1 << 20)}
+	r.Phases, r.Layers = phases(spans, float64(o.Steps))
 	return r, nil
 }
 
+// phases splits the timer's spans of the timed steps into the step's
+// phases (the layers' forward and backward marks summed) and the layers,
+// largest first, each per step.
+func phases(spans []kernels.Span, steps float64) (phase, layers []Share) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / steps }
+	var fwd, bwd time.Duration
+	for _, s := range spans {
+		switch {
+		case strings.HasSuffix(s.Name, " forward"):
+			fwd += s.Time
+			layers = append(layers, Share{s.Name, ms(s.Time)})
+		case strings.HasSuffix(s.Name, " backward"):
+			bwd += s.Time
+			layers = append(layers, Share{s.Name, ms(s.Time)})
+		}
+	}
+	slices.SortStableFunc(layers, func(a, b Share) int { return cmp.Compare(b.MS, a.MS) })
+	byName := func(name string) time.Duration {
+		for _, s := range spans {
+			if s.Name == name {
+				return s.Time
+			}
+		}
+		return 0
+	}
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{{"forward", fwd}, {"loss", byName("loss")}, {"backward", bwd}, {"update", byName("update")}, {"upload", byName("upload")}} {
+		phase = append(phase, Share{p.name, ms(p.d)})
+	}
+	return phase, layers
+}
+
 // gemmRate measures the device's SGEMM rate on 1024 x 1024 x 256 products
-// (best of 5), the ceiling the step's products are compared with.
-func gemmRate(dev kernels.Device) float64 {
+// (best of 5, timed by the device's timer), the ceiling the step's
+// products are compared with.
+func gemmRate(dev kernels.Device) (float64, error) {
 	const m, n, k = 1024, 1024, 256
+	arena, err := kernels.NewArena(dev, "gemm benchmark", kernels.ArenaBytes(4*m*k, 4*k*n, 4*m*n))
+	if err != nil {
+		return 0, err
+	}
+	defer arena.Free()
 	rng := rand.New(rand.NewPCG(1, 2))
 	host := func(size int) kernels.Buffer {
 		v := make([]float32, size)
 		for i := range v {
 			v[i] = rng.Float32()
 		}
-		b := dev.Alloc(size)
+		b, _ := arena.Take(size)
 		dev.Upload(b, v)
 		return b
 	}
-	a, bb, c := host(m*k), host(k*n), dev.Alloc(m*n)
+	a, bb := host(m*k), host(k*n)
+	c, _ := arena.Take(m * n)
+	timer := dev.Timer()
 	best := time.Hour
 	for range 6 {
-		t0 := time.Now()
+		timer.Start()
 		dev.Gemm(false, false, m, n, k, 1, a, k, bb, n, 0, c, n)
-		best = min(best, time.Since(t0))
+		timer.Mark("gemm")
+		spans, err := timer.Read()
+		if err != nil {
+			return 0, err
+		}
+		best = min(best, spans[0].Time)
 	}
-	return 2 * m * n * k / best.Seconds() / 1e9
+	return 2 * m * n * k / best.Seconds() / 1e9, nil
 }
 
 // WriteTrain prints a result: the table line, then where the time goes.

@@ -4,7 +4,7 @@
 // kernels are tested on machines without a GPU. It is built only with the
 // gpuemu build tag and needs cgo and a C++17 compiler:
 //
-//	go test -tags gpuemu ./internal/kernels/
+//	go test -tags gpuemu ./internal/kernels/cuda/
 //
 // It is slow (one block at a time, on one core) and meant for small
 // batches. loss_cu.h and emu.h here are symbolic links to the files in

@@ -1,15 +1,15 @@
 // Package encoder defines the networks sincere trains: layers with explicit
 // forward and backward passes written only against the kernels.Device API
-// (so one definition runs on every device), the mlp, cnn and CIFAR
-// ResNet-18 encoders, the projection head and the linear classifier, and
-// their parameters and checkpoints.
+// (so one definition runs on every device), the mlp, cnn and CIFAR ResNet
+// encoders, the projection head and the linear classifier, the arenas that
+// hold their parameters, gradients, momentum and activations, and their
+// snapshots.
 package encoder
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"time"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
 )
@@ -25,15 +25,22 @@ type Tensor struct {
 func (t Tensor) N() int { return t.Shape[0] }
 
 // PerRow is the number of values per batch row.
-func (t Tensor) PerRow() int {
-	s := 1
-	for _, d := range t.Shape[1:] {
-		s *= d
+func (t Tensor) PerRow() int { return prod(t.Shape[1:]) }
+
+// prod multiplies sizes.
+func prod(s []int) int {
+	p := 1
+	for _, d := range s {
+		p *= d
 	}
-	return s
+	return p
 }
 
-// Param is a trainable array with its gradient and its momentum buffer.
+// withRows returns shape with its batch size replaced by n.
+func withRows(n int, perRow []int) []int { return append([]int{n}, perRow...) }
+
+// Param is a trainable array with its gradient and its momentum, each a view
+// of its arena (the three arenas share one layout).
 type Param struct {
 	// Name is the parameter's path in the network, e.g. "encoder.3.conv1.w".
 	Name string
@@ -49,53 +56,91 @@ type Param struct {
 }
 
 // Len is the number of values.
-func (p *Param) Len() int { return p.W.Len() }
+func (p *Param) Len() int { return prod(p.Shape) }
 
 // State is a non-trainable array saved with the weights: batch norm's
 // running statistics.
 type State struct {
 	Name string
 	Buf  kernels.Buffer
+	n    int
 	fill float32
 }
 
+// Len is the number of values.
+func (s *State) Len() int { return s.n }
+
 // Layer is a piece of network with explicit passes. Forward keeps what
 // Backward needs (its input and output stay valid until the next Forward);
-// Backward adds the parameter gradients to their G and returns dL/dx.
+// Backward adds the parameter gradients to their G and returns dL/dx. A
+// layer's outputs live in buffers reserved once (Model.Prepare) for a
+// largest batch; a smaller batch uses their first rows.
 type Layer interface {
 	Forward(x Tensor, train bool) Tensor
 	Backward(dy Tensor) Tensor
 	Params() []*Param
 	States() []*State
+	// reserve takes the layer's buffers for inputs of per-row shape in and
+	// returns the output's per-row shape.
+	reserve(r *reserver, in []int) ([]int, error)
 }
 
-// base holds the device and a layer's output buffers, reallocated only when
-// the batch size changes.
+// reserver hands out a model's activation buffers for batches of up to
+// rows rows: first counting (arena nil), then taking them from the arena
+// in the same order.
+type reserver struct {
+	rows  int
+	train bool // reserve the backward pass's buffers too
+	arena *kernels.Arena
+	bytes []int
+	err   error
+}
+
+// take returns a buffer of n values (none while counting).
+func (r *reserver) take(n int) kernels.Buffer {
+	if r.arena == nil {
+		r.bytes = append(r.bytes, kernels.FloatBytes(n))
+		return kernels.Buffer{}
+	}
+	b, err := r.arena.Take(n)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return b
+}
+
+// grad returns a buffer of n values when the backward pass is reserved,
+// else none.
+func (r *reserver) grad(n int) kernels.Buffer {
+	if !r.train {
+		return kernels.Buffer{}
+	}
+	return r.take(n)
+}
+
+// base holds a layer's device and the rows its buffers hold.
 type base struct {
 	dev kernels.Device
-	buf map[string]kernels.Buffer
-}
-
-func (b *base) scratch(name string, n int) kernels.Buffer {
-	if b.buf == nil {
-		b.buf = map[string]kernels.Buffer{}
-	}
-	if buf, ok := b.buf[name]; ok && buf.Len() == n {
-		return buf
-	}
-	buf := b.dev.Alloc(n)
-	b.buf[name] = buf
-	return buf
 }
 
 func (b *base) States() []*State { return nil }
 
-func newParam(dev kernels.Device, name string, fanIn int, fill float32, shape ...int) *Param {
-	n := 1
-	for _, s := range shape {
-		n *= s
+// rowsOf returns the first n rows of a buffer of perRow values a row.
+func rowsOf(buf kernels.Buffer, n, perRow int) kernels.Buffer { return buf.Sub(0, n*perRow) }
+
+// fits panics when a batch of n rows exceeds the reserved rows: the model
+// must be prepared for the largest batch first (a programming error).
+func fits(what string, buf kernels.Buffer, n, perRow int) {
+	if buf.IsNil() {
+		panic(fmt.Sprintf("encoder: %s has no buffers: call Model.Prepare first (with train for a backward pass)", what))
 	}
-	return &Param{Name: name, Shape: shape, W: dev.Alloc(n), G: dev.Alloc(n), V: dev.Alloc(n), fanIn: fanIn, fill: fill}
+	if n*perRow > buf.Len() {
+		panic(fmt.Sprintf("encoder: %s: batch of %d rows, prepared for %d", what, n, buf.Len()/perRow))
+	}
+}
+
+func newParam(name string, fanIn int, fill float32, shape ...int) *Param {
+	return &Param{Name: name, Shape: shape, fanIn: fanIn, fill: fill}
 }
 
 // Conv2D is a bias-free convolution with Out filters of R x R taps over In
@@ -108,36 +153,54 @@ type Conv2D struct {
 	NoInputGrad bool
 	x           Tensor
 	g           kernels.ConvGeom
+	y, dx       kernels.Buffer
+	in, out     []int // per-row shapes
 }
 
 // NewConv2D returns a convolution layer.
 func NewConv2D(dev kernels.Device, name string, in, out, r, stride, pad int) *Conv2D {
 	return &Conv2D{base: base{dev: dev}, In: in, Out: out, R: r, Stride: stride, Pad: pad,
-		W: newParam(dev, name+".w", in*r*r, 0, r, r, in, out)}
+		W: newParam(name+".w", in*r*r, 0, r, r, in, out)}
+}
+
+func (l *Conv2D) reserve(r *reserver, in []int) ([]int, error) {
+	if len(in) != 3 || in[2] != l.In {
+		return nil, fmt.Errorf("%s expects images of %d channels, got %v", l.W.Name, l.In, in)
+	}
+	g := kernels.ConvGeom{N: 1, H: in[0], W: in[1], C: in[2], K: l.Out, R: l.R, S: l.R, Stride: l.Stride, Pad: l.Pad}
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", l.W.Name, err)
+	}
+	l.in, l.out = in, []int{g.OutH(), g.OutW(), l.Out}
+	l.y = r.take(r.rows * prod(l.out))
+	if !l.NoInputGrad {
+		l.dx = r.grad(r.rows * prod(in))
+	}
+	return l.out, nil
 }
 
 // Forward convolves x.
 func (l *Conv2D) Forward(x Tensor, train bool) Tensor {
 	l.x = x
-	l.g = kernels.ConvGeom{N: x.Shape[0], H: x.Shape[1], W: x.Shape[2], C: x.Shape[3], K: l.Out, R: l.R, S: l.R, Stride: l.Stride, Pad: l.Pad}
-	if l.g.C != l.In {
-		panic(fmt.Sprintf("encoder: %s expects %d channels, got %d", l.W.Name, l.In, l.g.C))
-	}
-	shape := []int{l.g.N, l.g.OutH(), l.g.OutW(), l.Out}
-	y := l.scratch("y", shape[0]*shape[1]*shape[2]*shape[3])
+	n := x.N()
+	l.g = kernels.ConvGeom{N: n, H: x.Shape[1], W: x.Shape[2], C: x.Shape[3], K: l.Out, R: l.R, S: l.R, Stride: l.Stride, Pad: l.Pad}
+	fits(l.W.Name, l.y, n, prod(l.out))
+	y := rowsOf(l.y, n, prod(l.out))
 	l.dev.Conv2D(l.g, x.Buf, l.W.W, y)
-	return Tensor{y, shape}
+	return Tensor{y, withRows(n, l.out)}
 }
 
 // Backward accumulates dW and returns dx (an empty tensor with NoInputGrad).
 func (l *Conv2D) Backward(dy Tensor) Tensor {
+	a := kernels.ConvBackward{Geom: l.g, X: l.x.Buf, W: l.W.W, DY: dy.Buf, DW: l.W.G}
 	if l.NoInputGrad {
-		l.dev.Conv2DBackward(l.g, l.x.Buf, l.W.W, dy.Buf, nil, l.W.G)
+		l.dev.Conv2DBackward(a)
 		return Tensor{}
 	}
-	dx := l.scratch("dx", l.x.Buf.Len())
-	l.dev.Conv2DBackward(l.g, l.x.Buf, l.W.W, dy.Buf, dx, l.W.G)
-	return Tensor{dx, l.x.Shape}
+	fits(l.W.Name+" backward", l.dx, l.g.N, prod(l.in))
+	a.DX = rowsOf(l.dx, l.g.N, prod(l.in))
+	l.dev.Conv2DBackward(a)
+	return Tensor{a.DX, l.x.Shape}
 }
 
 // Params returns the filters.
@@ -155,7 +218,8 @@ type BatchNorm struct {
 	RunMean, RunVar *State
 	x, y            Tensor
 	mean, invStd    kernels.Buffer
-	rows            int
+	yBuf, dx        kernels.Buffer
+	perRow          []int
 	trained         bool
 }
 
@@ -176,23 +240,35 @@ func NewBatchNormReLU(dev kernels.Device, name string, c int) *BatchNorm {
 // NewBatchNorm returns a batch norm layer over c channels.
 func NewBatchNorm(dev kernels.Device, name string, c int) *BatchNorm {
 	return &BatchNorm{base: base{dev: dev}, C: c,
-		Gamma: newParam(dev, name+".gamma", 0, 1, c), Beta: newParam(dev, name+".beta", 0, 0, c),
-		RunMean: &State{Name: name + ".running_mean", Buf: dev.Alloc(c)},
-		RunVar:  &State{Name: name + ".running_var", Buf: dev.Alloc(c), fill: 1},
-		mean:    dev.Alloc(c), invStd: dev.Alloc(c)}
+		Gamma: newParam(name+".gamma", 0, 1, c), Beta: newParam(name+".beta", 0, 0, c),
+		RunMean: &State{Name: name + ".running_mean", n: c},
+		RunVar:  &State{Name: name + ".running_var", n: c, fill: 1}}
+}
+
+func (l *BatchNorm) reserve(r *reserver, in []int) ([]int, error) {
+	if len(in) == 0 || in[len(in)-1] != l.C {
+		return nil, fmt.Errorf("%s expects %d channels, got %v", l.Gamma.Name, l.C, in)
+	}
+	l.perRow = in
+	n := r.rows * prod(in)
+	l.yBuf = r.take(n)
+	l.mean, l.invStd = r.take(l.C), r.take(l.C)
+	l.dx = r.grad(n)
+	return in, nil
 }
 
 // Forward normalises x.
 func (l *BatchNorm) Forward(x Tensor, train bool) Tensor {
-	if c := x.Shape[len(x.Shape)-1]; c != l.C {
-		panic(fmt.Sprintf("encoder: %s expects %d channels, got %d", l.Gamma.Name, l.C, c))
-	}
-	l.x, l.rows = x, x.Buf.Len()/l.C
-	y := l.scratch("y", x.Buf.Len())
+	l.x = x
+	n, per := x.N(), x.PerRow()
+	fits(l.Gamma.Name, l.yBuf, n, per)
+	y := rowsOf(l.yBuf, n, per)
+	a := kernels.BatchNorm{Rows: n * per / l.C, C: l.C, X: x.Buf, Gamma: l.Gamma.W, Beta: l.Beta.W, Eps: bnEps, Momentum: bnMomentum,
+		ReLU: l.ReLU, RunMean: l.RunMean.Buf, RunVar: l.RunVar.Buf, Mean: l.mean, InvStd: l.invStd, Y: y}
 	if train {
-		l.dev.BatchNormTrain(l.rows, l.C, x.Buf, l.Gamma.W, l.Beta.W, bnEps, bnMomentum, l.ReLU, l.RunMean.Buf, l.RunVar.Buf, l.mean, l.invStd, y)
+		l.dev.BatchNormTrain(a)
 	} else {
-		l.dev.BatchNormEval(l.rows, l.C, x.Buf, l.Gamma.W, l.Beta.W, l.RunMean.Buf, l.RunVar.Buf, bnEps, l.ReLU, y)
+		l.dev.BatchNormEval(a)
 	}
 	l.trained = train
 	l.y = Tensor{y, x.Shape}
@@ -204,12 +280,15 @@ func (l *BatchNorm) Backward(dy Tensor) Tensor {
 	if !l.trained {
 		panic("encoder: batch norm backward after an evaluation-mode forward")
 	}
-	dx := l.scratch("dx", l.x.Buf.Len())
-	var y kernels.Buffer
+	n, per := l.x.N(), l.x.PerRow()
+	fits(l.Gamma.Name+" backward", l.dx, n, per)
+	dx := rowsOf(l.dx, n, per)
+	a := kernels.BatchNormGrad{Rows: n * per / l.C, C: l.C, X: l.x.Buf, Gamma: l.Gamma.W, Mean: l.mean, InvStd: l.invStd,
+		DY: dy.Buf, DX: dx, DGamma: l.Gamma.G, DBeta: l.Beta.G}
 	if l.ReLU {
-		y = l.y.Buf
+		a.Y = l.y.Buf
 	}
-	l.dev.BatchNormBackward(l.rows, l.C, l.x.Buf, y, l.Gamma.W, l.mean, l.invStd, dy.Buf, dx, l.Gamma.G, l.Beta.G)
+	l.dev.BatchNormBackward(a)
 	return Tensor{dx, l.x.Shape}
 }
 
@@ -222,15 +301,25 @@ func (l *BatchNorm) States() []*State { return []*State{l.RunMean, l.RunVar} }
 // ReLU is max(x, 0).
 type ReLU struct {
 	base
-	y Tensor
+	y         Tensor
+	yBuf, dx  kernels.Buffer
+	perRowLen int
 }
 
 // NewReLU returns a ReLU layer.
 func NewReLU(dev kernels.Device) *ReLU { return &ReLU{base: base{dev: dev}} }
 
+func (l *ReLU) reserve(r *reserver, in []int) ([]int, error) {
+	l.perRowLen = prod(in)
+	l.yBuf = r.take(r.rows * l.perRowLen)
+	l.dx = r.grad(r.rows * l.perRowLen)
+	return in, nil
+}
+
 // Forward clamps x at 0.
 func (l *ReLU) Forward(x Tensor, train bool) Tensor {
-	y := l.scratch("y", x.Buf.Len())
+	fits("relu", l.yBuf, x.N(), x.PerRow())
+	y := rowsOf(l.yBuf, x.N(), x.PerRow())
 	l.dev.ReLU(x.Buf, y)
 	l.y = Tensor{y, x.Shape}
 	return l.y
@@ -238,7 +327,8 @@ func (l *ReLU) Forward(x Tensor, train bool) Tensor {
 
 // Backward masks dy.
 func (l *ReLU) Backward(dy Tensor) Tensor {
-	dx := l.scratch("dx", dy.Buf.Len())
+	fits("relu backward", l.dx, dy.N(), dy.PerRow())
+	dx := rowsOf(l.dx, dy.N(), dy.PerRow())
 	l.dev.ReLUBackward(l.y.Buf, dy.Buf, dx)
 	return Tensor{dx, dy.Shape}
 }
@@ -254,25 +344,35 @@ type Linear struct {
 	// NoInputGrad skips dL/dx: the first layer's input is the data.
 	NoInputGrad bool
 	x           Tensor
+	y, dx       kernels.Buffer
 }
 
 // NewLinear returns a fully connected layer, with a bias when bias is true.
 func NewLinear(dev kernels.Device, name string, in, out int, bias bool) *Linear {
-	l := &Linear{base: base{dev: dev}, In: in, Out: out, W: newParam(dev, name+".w", in, 0, out, in)}
+	l := &Linear{base: base{dev: dev}, In: in, Out: out, W: newParam(name+".w", in, 0, out, in)}
 	if bias {
-		l.B = newParam(dev, name+".b", 0, 0, out)
+		l.B = newParam(name+".b", 0, 0, out)
 	}
 	return l
 }
 
+func (l *Linear) reserve(r *reserver, in []int) ([]int, error) {
+	if prod(in) != l.In {
+		return nil, fmt.Errorf("%s expects %d inputs, got %v", l.W.Name, l.In, in)
+	}
+	l.y = r.take(r.rows * l.Out)
+	if !l.NoInputGrad {
+		l.dx = r.grad(r.rows * l.In)
+	}
+	return []int{l.Out}, nil
+}
+
 // Forward applies the layer to the rows of x (flattening images).
 func (l *Linear) Forward(x Tensor, train bool) Tensor {
-	if x.PerRow() != l.In {
-		panic(fmt.Sprintf("encoder: %s expects %d inputs, got %d", l.W.Name, l.In, x.PerRow()))
-	}
 	l.x = x
 	n := x.N()
-	y := l.scratch("y", n*l.Out)
+	fits(l.W.Name, l.y, n, l.Out)
+	y := rowsOf(l.y, n, l.Out)
 	l.dev.Gemm(false, true, n, l.Out, l.In, 1, x.Buf, l.In, l.W.W, l.In, 0, y, l.Out)
 	if l.B != nil {
 		l.dev.AddBias(y, n, l.Out, l.B.W)
@@ -290,7 +390,8 @@ func (l *Linear) Backward(dy Tensor) Tensor {
 	if l.NoInputGrad {
 		return Tensor{}
 	}
-	dx := l.scratch("dx", n*l.In)
+	fits(l.W.Name+" backward", l.dx, n, l.In)
+	dx := rowsOf(l.dx, n, l.In)
 	l.dev.Gemm(false, false, n, l.In, l.Out, 1, dy.Buf, l.Out, l.W.W, l.In, 0, dx, l.In)
 	return Tensor{dx, l.x.Shape}
 }
@@ -307,16 +408,29 @@ func (l *Linear) Params() []*Param {
 type GlobalAvgPool struct {
 	base
 	shape []int
+	y, dx kernels.Buffer
+	in    []int
 }
 
 // NewGlobalAvgPool returns a global average pooling layer.
 func NewGlobalAvgPool(dev kernels.Device) *GlobalAvgPool { return &GlobalAvgPool{base: base{dev: dev}} }
 
+func (l *GlobalAvgPool) reserve(r *reserver, in []int) ([]int, error) {
+	if len(in) != 3 {
+		return nil, fmt.Errorf("global average pooling expects images, got %v", in)
+	}
+	l.in = in
+	l.y = r.take(r.rows * in[2])
+	l.dx = r.grad(r.rows * prod(in))
+	return []int{in[2]}, nil
+}
+
 // Forward averages the planes.
 func (l *GlobalAvgPool) Forward(x Tensor, train bool) Tensor {
 	l.shape = x.Shape
 	n, hw, c := x.Shape[0], x.Shape[1]*x.Shape[2], x.Shape[3]
-	y := l.scratch("y", n*c)
+	fits("avgpool", l.y, n, c)
+	y := rowsOf(l.y, n, c)
 	l.dev.GlobalAvgPool(n, hw, c, x.Buf, y)
 	return Tensor{y, []int{n, c}}
 }
@@ -324,7 +438,8 @@ func (l *GlobalAvgPool) Forward(x Tensor, train bool) Tensor {
 // Backward spreads dy over the planes.
 func (l *GlobalAvgPool) Backward(dy Tensor) Tensor {
 	n, hw, c := l.shape[0], l.shape[1]*l.shape[2], l.shape[3]
-	dx := l.scratch("dx", n*c*hw)
+	fits("avgpool backward", l.dx, n, hw*c)
+	dx := rowsOf(l.dx, n, hw*c)
 	l.dev.GlobalAvgPoolBackward(n, hw, c, dy.Buf, dx)
 	return Tensor{dx, l.shape}
 }
@@ -335,18 +450,28 @@ func (l *GlobalAvgPool) Params() []*Param { return nil }
 // L2Norm divides each row by its Euclidean norm.
 type L2Norm struct {
 	base
-	y     Tensor
-	norms kernels.Buffer
+	y            Tensor
+	yBuf, dx     kernels.Buffer
+	norms, normB kernels.Buffer
 }
 
 // NewL2Norm returns an L2 normalisation layer.
 func NewL2Norm(dev kernels.Device) *L2Norm { return &L2Norm{base: base{dev: dev}} }
 
+func (l *L2Norm) reserve(r *reserver, in []int) ([]int, error) {
+	f := prod(in)
+	l.yBuf = r.take(r.rows * f)
+	l.normB = r.take(r.rows)
+	l.dx = r.grad(r.rows * f)
+	return []int{f}, nil
+}
+
 // Forward normalises the rows.
 func (l *L2Norm) Forward(x Tensor, train bool) Tensor {
 	n, f := x.N(), x.PerRow()
-	y := l.scratch("y", n*f)
-	l.norms = l.scratch("norms", n)
+	fits("l2norm", l.yBuf, n, f)
+	y := rowsOf(l.yBuf, n, f)
+	l.norms = rowsOf(l.normB, n, 1)
 	l.dev.L2Normalize(n, f, x.Buf, y, l.norms)
 	l.y = Tensor{y, []int{n, f}}
 	return l.y
@@ -355,7 +480,8 @@ func (l *L2Norm) Forward(x Tensor, train bool) Tensor {
 // Backward projects dy onto the sphere's tangent space.
 func (l *L2Norm) Backward(dy Tensor) Tensor {
 	n, f := l.y.Shape[0], l.y.Shape[1]
-	dx := l.scratch("dx", n*f)
+	fits("l2norm backward", l.dx, n, f)
+	dx := rowsOf(l.dx, n, f)
 	l.dev.L2NormalizeBackward(n, f, l.y.Buf, l.norms, dy.Buf, dx)
 	return Tensor{dx, l.y.Shape}
 }
@@ -366,13 +492,23 @@ func (l *L2Norm) Params() []*Param { return nil }
 // Sequential runs layers one after another.
 type Sequential struct {
 	Layers []Layer
-	prof   *Profile
+	prof   kernels.Timer
+}
+
+func (s *Sequential) reserve(r *reserver, in []int) ([]int, error) {
+	var err error
+	for _, l := range s.Layers {
+		if in, err = l.reserve(r, in); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
 }
 
 // leaf reports whether a layer is timed as itself in a profile.
 func leaf(l Layer) bool {
 	switch l.(type) {
-	case *Sequential, *BasicBlock:
+	case *Sequential, *BasicBlock, *Bottleneck:
 		return false
 	}
 	return true
@@ -381,13 +517,10 @@ func leaf(l Layer) bool {
 // Forward runs every layer.
 func (s *Sequential) Forward(x Tensor, train bool) Tensor {
 	for _, l := range s.Layers {
-		if s.prof == nil || !leaf(l) {
-			x = l.Forward(x, train)
-			continue
-		}
-		t0 := time.Now()
 		x = l.Forward(x, train)
-		s.prof.Add(kind(l)+" forward", time.Since(t0))
+		if s.prof != nil && leaf(l) {
+			s.prof.Mark(kind(l) + " forward")
+		}
 	}
 	return x
 }
@@ -396,13 +529,10 @@ func (s *Sequential) Forward(x Tensor, train bool) Tensor {
 func (s *Sequential) Backward(dy Tensor) Tensor {
 	for i := len(s.Layers) - 1; i >= 0; i-- {
 		l := s.Layers[i]
-		if s.prof == nil || !leaf(l) {
-			dy = l.Backward(dy)
-			continue
-		}
-		t0 := time.Now()
 		dy = l.Backward(dy)
-		s.prof.Add(kind(l)+" backward", time.Since(t0))
+		if s.prof != nil && leaf(l) {
+			s.prof.Mark(kind(l) + " backward")
+		}
 	}
 	return dy
 }
@@ -425,69 +555,82 @@ func (s *Sequential) States() []*State {
 	return out
 }
 
-// BasicBlock is ResNet's residual block: relu(bn2(conv2(relu(bn1(conv1 x))))
-// + shortcut(x)), the shortcut a 1x1 convolution and batch norm when the
+// residual is what ResNet's blocks share: relu(main(x) + shortcut(x)),
+// the shortcut a projection (1x1 convolution and batch norm) when the
 // stride or the width changes, else the identity.
-type BasicBlock struct {
+type residual struct {
 	base
 	Main     *Sequential
 	Shortcut *Sequential // nil for the identity
 	out      *ReLU
-	sum      kernels.Buffer
-	prof     *Profile
+	sum      Tensor
+	sumBuf   kernels.Buffer
+	dx       kernels.Buffer
+	in       []int
+	prof     kernels.Timer
 }
 
-// NewBasicBlock returns a residual block from in to out channels.
-func NewBasicBlock(dev kernels.Device, name string, in, out, stride int) *BasicBlock {
-	b := &BasicBlock{base: base{dev: dev}, out: NewReLU(dev), Main: &Sequential{Layers: []Layer{
-		NewConv2D(dev, name+".conv1", in, out, 3, stride, 1), NewBatchNormReLU(dev, name+".bn1", out),
-		NewConv2D(dev, name+".conv2", out, out, 3, 1, 1), NewBatchNorm(dev, name+".bn2", out),
-	}}}
-	if stride != 1 || in != out {
-		b.Shortcut = &Sequential{Layers: []Layer{NewConv2D(dev, name+".shortcut.conv", in, out, 1, stride, 0), NewBatchNorm(dev, name+".shortcut.bn", out)}}
+func (b *residual) reserve(r *reserver, in []int) ([]int, error) {
+	b.in = in
+	out, err := b.Main.reserve(r, in)
+	if err != nil {
+		return nil, err
 	}
-	return b
+	if b.Shortcut != nil {
+		s, err := b.Shortcut.reserve(r, in)
+		if err != nil {
+			return nil, err
+		}
+		if prod(s) != prod(out) {
+			return nil, fmt.Errorf("residual block: paths give %v and %v", out, s)
+		}
+	} else if prod(in) != prod(out) {
+		return nil, fmt.Errorf("residual block: identity shortcut from %v to %v", in, out)
+	}
+	b.sumBuf = r.take(r.rows * prod(out))
+	b.dx = r.grad(r.rows * prod(in))
+	return b.out.reserve(r, out)
 }
 
 // Forward adds the two paths and applies the ReLU.
-func (b *BasicBlock) Forward(x Tensor, train bool) Tensor {
+func (b *residual) Forward(x Tensor, train bool) Tensor {
 	m := b.Main.Forward(x, train)
 	s := x
 	if b.Shortcut != nil {
 		s = b.Shortcut.Forward(x, train)
 	}
-	t0 := time.Now()
-	b.sum = b.scratch("sum", m.Buf.Len())
-	b.dev.Add(m.Buf, s.Buf, b.sum)
-	y := b.out.Forward(Tensor{b.sum, m.Shape}, train)
+	sum := rowsOf(b.sumBuf, m.N(), m.PerRow())
+	b.dev.Add(m.Buf, s.Buf, sum)
+	y := b.out.Forward(Tensor{sum, m.Shape}, train)
 	if b.prof != nil {
-		b.prof.Add("residual add+relu forward", time.Since(t0))
+		b.prof.Mark("residual add+relu forward")
 	}
 	return y
 }
 
 // Backward sends the gradient down both paths and adds their input
 // gradients.
-func (b *BasicBlock) Backward(dy Tensor) Tensor {
-	t0 := time.Now()
+func (b *residual) Backward(dy Tensor) Tensor {
 	d := b.out.Backward(dy)
-	spent := time.Since(t0)
+	if b.prof != nil {
+		b.prof.Mark("residual add+relu backward")
+	}
 	dm := b.Main.Backward(d)
 	ds := d
 	if b.Shortcut != nil {
 		ds = b.Shortcut.Backward(d)
 	}
-	t1 := time.Now()
-	dx := b.scratch("dx", dm.Buf.Len())
+	fits("residual backward", b.dx, dm.N(), dm.PerRow())
+	dx := rowsOf(b.dx, dm.N(), dm.PerRow())
 	b.dev.Add(dm.Buf, ds.Buf, dx)
 	if b.prof != nil {
-		b.prof.Add("residual add+relu backward", spent+time.Since(t1))
+		b.prof.Mark("residual add+relu backward")
 	}
 	return Tensor{dx, dm.Shape}
 }
 
 // Params returns the parameters of both paths.
-func (b *BasicBlock) Params() []*Param {
+func (b *residual) Params() []*Param {
 	p := b.Main.Params()
 	if b.Shortcut != nil {
 		p = append(p, b.Shortcut.Params()...)
@@ -496,7 +639,7 @@ func (b *BasicBlock) Params() []*Param {
 }
 
 // States returns the batch norm statistics of both paths.
-func (b *BasicBlock) States() []*State {
+func (b *residual) States() []*State {
 	s := b.Main.States()
 	if b.Shortcut != nil {
 		s = append(s, b.Shortcut.States()...)
@@ -504,12 +647,66 @@ func (b *BasicBlock) States() []*State {
 	return s
 }
 
-// initParams fills parameters deterministically from seed: Kaiming normal
-// (std sqrt(2 / fan in)) for weights, constants for biases and batch norm;
-// each parameter draws from its own stream, keyed by its name.
-func initParams(dev kernels.Device, params []*Param, states []*State, seed uint64) {
+// setProfile makes the block's layers mark the timer t (nil: stop).
+func (b *residual) setProfile(t kernels.Timer) {
+	b.prof = t
+	b.Main.setProfile(t)
+	if b.Shortcut != nil {
+		b.Shortcut.setProfile(t)
+	}
+}
+
+// projection returns the shortcut of a block that changes the stride or the
+// width, else nil.
+func projection(dev kernels.Device, name string, in, out, stride int) *Sequential {
+	if stride == 1 && in == out {
+		return nil
+	}
+	return &Sequential{Layers: []Layer{NewConv2D(dev, name+".shortcut.conv", in, out, 1, stride, 0), NewBatchNorm(dev, name+".shortcut.bn", out)}}
+}
+
+// BasicBlock is ResNet-18's residual block: relu(bn2(conv2(relu(bn1(conv1
+// x)))) + shortcut(x)).
+type BasicBlock struct{ residual }
+
+// NewBasicBlock returns a residual block from in to out channels.
+func NewBasicBlock(dev kernels.Device, name string, in, out, stride int) *BasicBlock {
+	return &BasicBlock{residual{base: base{dev: dev}, out: NewReLU(dev), Main: &Sequential{Layers: []Layer{
+		NewConv2D(dev, name+".conv1", in, out, 3, stride, 1), NewBatchNormReLU(dev, name+".bn1", out),
+		NewConv2D(dev, name+".conv2", out, out, 3, 1, 1), NewBatchNorm(dev, name+".bn2", out),
+	}}, Shortcut: projection(dev, name, in, out, stride)}}
+}
+
+// Bottleneck is ResNet-50's residual block: a 1x1 convolution down to
+// planes channels, a 3x3 convolution (carrying the stride), a 1x1
+// convolution up to 4 x planes, each with batch norm, and the shortcut:
+// relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1 x)))))) + shortcut(x)).
+type Bottleneck struct{ residual }
+
+// bottleneckExpansion is the ratio of a bottleneck block's output width to
+// its inner width.
+const bottleneckExpansion = 4
+
+// NewBottleneck returns a bottleneck block from in channels through planes
+// to 4 x planes.
+func NewBottleneck(dev kernels.Device, name string, in, planes, stride int) *Bottleneck {
+	out := bottleneckExpansion * planes
+	return &Bottleneck{residual{base: base{dev: dev}, out: NewReLU(dev), Main: &Sequential{Layers: []Layer{
+		NewConv2D(dev, name+".conv1", in, planes, 1, 1, 0), NewBatchNormReLU(dev, name+".bn1", planes),
+		NewConv2D(dev, name+".conv2", planes, planes, 3, stride, 1), NewBatchNormReLU(dev, name+".bn2", planes),
+		NewConv2D(dev, name+".conv3", planes, out, 1, 1, 0), NewBatchNorm(dev, name+".bn3", out),
+	}}, Shortcut: projection(dev, name, in, out, stride)}}
+}
+
+// initValues returns the initial values of parameters, laid out as their
+// arena: Kaiming normal (std sqrt(2 / fan in)) for weights, constants for
+// biases and batch norm; each parameter draws from its own stream, keyed by
+// its name and seed.
+func initValues(params []*Param, size int, seed uint64) []float32 {
+	out := make([]float32, size)
 	for _, p := range params {
-		v := make([]float32, p.Len())
+		_, off := p.W.Mem()
+		v := out[off : off+p.Len()]
 		if p.fanIn > 0 {
 			rng := rand.New(rand.NewPCG(seed, nameHash(p.Name)))
 			std := math.Sqrt(2 / float64(p.fanIn))
@@ -521,13 +718,8 @@ func initParams(dev kernels.Device, params []*Param, states []*State, seed uint6
 				v[i] = p.fill
 			}
 		}
-		dev.Upload(p.W, v)
-		dev.Fill(p.G, 0)
-		dev.Fill(p.V, 0)
 	}
-	for _, s := range states {
-		dev.Fill(s.Buf, s.fill)
-	}
+	return out
 }
 
 // nameHash is FNV-1a of a parameter name.

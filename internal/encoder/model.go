@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 // Architectures.
@@ -13,10 +14,11 @@ const (
 	ArchMLP      = "mlp"
 	ArchCNN      = "cnn"
 	ArchResNet18 = "resnet18"
+	ArchResNet50 = "resnet50"
 )
 
 // Archs lists the architecture names.
-func Archs() []string { return []string{ArchMLP, ArchCNN, ArchResNet18} }
+func Archs() []string { return []string{ArchMLP, ArchCNN, ArchResNet18, ArchResNet50} }
 
 // Head kinds.
 const (
@@ -29,7 +31,7 @@ const (
 
 // Config describes a network.
 type Config struct {
-	// Arch is mlp, cnn or resnet18.
+	// Arch is mlp, cnn, resnet18 or resnet50.
 	Arch string `yaml:"arch" mapstructure:"arch"`
 	// Width multiplies every layer's channels (or units).
 	Width float64 `yaml:"width" mapstructure:"width"`
@@ -46,7 +48,7 @@ const maxWidth = 1 << 16
 // Validate reports a bad field by its key.
 func (c Config) Validate() error {
 	switch c.Arch {
-	case ArchMLP, ArchCNN, ArchResNet18:
+	case ArchMLP, ArchCNN, ArchResNet18, ArchResNet50:
 	default:
 		return fmt.Errorf("model.arch: unknown architecture %q (want %s)", c.Arch, strings.Join(Archs(), ", "))
 	}
@@ -62,7 +64,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Model is an encoder and a head.
+// Model is an encoder and a head, with its parameters, gradients and
+// momentum in three arenas of one layout (so that the SGD step, the
+// gradient norm and zeroing the gradients are one call each), its running
+// statistics in a fourth, and its activations in a fifth that Prepare sizes
+// for the largest batch it will see.
 type Model struct {
 	Config Config
 	// Input is the image shape C, H, W (tensors are N x H x W x C).
@@ -77,24 +83,49 @@ type Model struct {
 	Encoder *Sequential
 	HeadNet *Sequential
 	dev     kernels.Device
+
+	params, grads, moms, states *kernels.Arena
+	acts                        *kernels.Arena
+	in                          []int // per-row input shape: H, W, C
+	prepared                    int   // rows the activations hold
+	preparedTrain               bool  // with the backward pass's buffers
 }
 
 // width scales a base channel count, at least 1.
 func width(base int, w float64) int { return max(1, int(math.Round(float64(base)*w))) }
 
 // New builds a model for images of shape in, with a projection head or a
-// classifier over classes, and initialises it from seed.
+// classifier over classes, allocates its parameter arenas on dev and
+// initialises it from seed. Call Prepare before the first Forward. A model
+// of more than MaxParams parameters is refused before anything is
+// allocated.
 func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, seed uint64) (*Model, error) {
+	m, err := build(dev, cfg, in, head, classes)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.countParams(); err != nil {
+		return nil, err
+	}
+	if err := m.allocate(seed); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// build makes a model's layers: shapes and names only, no device memory.
+func build(dev kernels.Device, cfg Config, in [3]int, head string, classes int) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if in[0] < 1 || in[1] < 1 || in[2] < 1 {
 		return nil, fmt.Errorf("bad input shape %v", in)
 	}
-	if _, err := ParamCount(cfg, in, head, classes); err != nil {
-		return nil, err
+	if _, ok := sizes.Product(maxInput, in[0], in[1], in[2]); !ok {
+		return nil, fmt.Errorf("images of %dx%dx%d values are more than the %d an encoder takes", in[0], in[1], in[2], maxInput)
 	}
-	m := &Model{Config: cfg, Input: in, Head: head, dev: dev}
+	m := &Model{Config: cfg, Input: in, Head: head, dev: dev, in: []int{in[1], in[2], in[0]}}
 	var layers []Layer
 	w := cfg.Width
 	switch cfg.Arch {
@@ -117,26 +148,13 @@ func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, se
 			NewGlobalAvgPool(dev),
 		}
 		m.FeatureDim = c3
-	case ArchResNet18:
+	case ArchResNet18, ArchResNet50:
 		if in[1] < 8 || in[2] < 8 {
-			return nil, fmt.Errorf("model.arch resnet18 needs images of at least 8x8, got %dx%d", in[1], in[2])
+			return nil, fmt.Errorf("model.arch %s needs images of at least 8x8, got %dx%d", cfg.Arch, in[1], in[2])
 		}
-		c := width(64, w)
-		layers = []Layer{NewConv2D(dev, "encoder.stem.conv", in[0], c, 3, 1, 1), NewBatchNormReLU(dev, "encoder.stem.bn", c)}
-		prev := c
-		for stage, mult := range []int{1, 2, 4, 8} {
-			out := width(64*mult, w)
-			stride := 2
-			if stage == 0 {
-				stride = 1
-			}
-			layers = append(layers,
-				NewBasicBlock(dev, fmt.Sprintf("encoder.layer%d.0", stage+1), prev, out, stride),
-				NewBasicBlock(dev, fmt.Sprintf("encoder.layer%d.1", stage+1), out, out, 1))
-			prev = out
-		}
-		layers = append(layers, NewGlobalAvgPool(dev))
-		m.FeatureDim = prev
+		var feat int
+		layers, feat = resNet(dev, cfg.Arch, in[0], w)
+		m.FeatureDim = feat
 	}
 	switch first := layers[0].(type) { // the data needs no gradient
 	case *Conv2D:
@@ -163,8 +181,179 @@ func New(dev kernels.Device, cfg Config, in [3]int, head string, classes int, se
 	default:
 		return nil, fmt.Errorf("unknown head %q", head)
 	}
-	initParams(dev, m.Params(), m.States(), seed)
 	return m, nil
+}
+
+// maxInput bounds the values of one input image (2^28: a 3 x 9459 x 9459
+// image), so that no size computed from it overflows.
+const maxInput = 1 << 28
+
+// Single returns a model made of one layer (and no head) for inputs of
+// per-row shape in ([H, W, C] for images, [F] for vectors), its parameters
+// in arenas and initialised from seed as a network's are: a layer tested
+// through the same memory a network uses.
+func Single(dev kernels.Device, l Layer, in []int, seed uint64) (*Model, error) {
+	m := &Model{dev: dev, in: in, Encoder: &Sequential{Layers: []Layer{l}}, HeadNet: &Sequential{}}
+	if err := m.allocate(seed); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// resNet returns the CIFAR ResNet layers (a 3x3 stride-1 stem, no max-pool,
+// four stages, global average pooling) and the feature width: basic blocks
+// 2-2-2-2 for resnet18 (features 512 x w), bottleneck blocks 3-4-6-3 for
+// resnet50 (features 2048 x w).
+func resNet(dev kernels.Device, arch string, channels int, w float64) ([]Layer, int) {
+	c := width(64, w)
+	layers := []Layer{NewConv2D(dev, "encoder.stem.conv", channels, c, 3, 1, 1), NewBatchNormReLU(dev, "encoder.stem.bn", c)}
+	prev := c
+	blocks := []int{2, 2, 2, 2}
+	if arch == ArchResNet50 {
+		blocks = []int{3, 4, 6, 3}
+	}
+	for stage, mult := range []int{1, 2, 4, 8} {
+		planes := width(64*mult, w)
+		for i := range blocks[stage] {
+			stride := 1
+			if i == 0 && stage > 0 {
+				stride = 2
+			}
+			name := fmt.Sprintf("encoder.layer%d.%d", stage+1, i)
+			if arch == ArchResNet50 {
+				layers = append(layers, NewBottleneck(dev, name, prev, planes, stride))
+				prev = bottleneckExpansion * planes
+			} else {
+				layers = append(layers, NewBasicBlock(dev, name, prev, planes, stride))
+				prev = planes
+			}
+		}
+	}
+	return append(layers, NewGlobalAvgPool(dev)), prev
+}
+
+// allocate makes the parameter, gradient, momentum and state arenas, carves
+// every parameter's three views in the same order (so the three share a
+// layout), and uploads the initial values.
+func (m *Model) allocate(seed uint64) error {
+	params, states := m.Params(), m.States()
+	var pb, sb []int
+	for _, p := range params {
+		pb = append(pb, kernels.FloatBytes(p.Len()))
+	}
+	for _, s := range states {
+		sb = append(sb, kernels.FloatBytes(s.Len()))
+	}
+	var err error
+	for _, a := range []struct {
+		dst   **kernels.Arena
+		name  string
+		sizes []int
+	}{{&m.params, "parameters", pb}, {&m.grads, "gradients", pb}, {&m.moms, "momentum", pb}, {&m.states, "running statistics", sb}} {
+		if *a.dst, err = kernels.NewArena(m.dev, a.name, kernels.ArenaBytes(a.sizes...)); err != nil {
+			return err
+		}
+	}
+	for _, p := range params {
+		if p.W, err = m.params.Take(p.Len()); err != nil {
+			return err
+		}
+		if p.G, err = m.grads.Take(p.Len()); err != nil {
+			return err
+		}
+		if p.V, err = m.moms.Take(p.Len()); err != nil {
+			return err
+		}
+	}
+	for _, s := range states {
+		if s.Buf, err = m.states.Take(s.Len()); err != nil {
+			return err
+		}
+	}
+	m.dev.Upload(m.params.Floats(), initValues(params, m.params.Floats().Len(), seed))
+	m.dev.Upload(m.states.Floats(), m.stateValues(nil))
+	return m.dev.Sync()
+}
+
+// stateValues lays out running statistics as their arena: the given
+// arrays by name, or each state's initial value.
+func (m *Model) stateValues(from map[string][]float32) []float32 {
+	out := make([]float32, m.states.Floats().Len())
+	for _, s := range m.States() {
+		_, off := s.Buf.Mem()
+		if v, ok := from[s.Name]; ok {
+			copy(out[off:off+s.Len()], v)
+			continue
+		}
+		for i := range s.Len() {
+			out[off+i] = s.fill
+		}
+	}
+	return out
+}
+
+// Prepare sizes the activation buffers for batches of up to rows rows, with
+// the backward pass's buffers when train is set. It allocates only when the
+// model is not yet prepared for that many rows (and, with train, for the
+// backward pass), so a training loop allocates once.
+func (m *Model) Prepare(rows int, train bool) error {
+	if rows < 1 {
+		return fmt.Errorf("prepare for %d rows", rows)
+	}
+	if m.acts != nil && rows <= m.prepared && (m.preparedTrain || !train) {
+		return nil
+	}
+	train = train || m.preparedTrain
+	rows = max(rows, m.prepared)
+	if m.acts != nil {
+		if err := m.acts.Free(); err != nil {
+			return err
+		}
+		m.acts = nil
+	}
+	in := m.in
+	r := &reserver{rows: rows, train: train}
+	if err := m.reserve(r, in); err != nil {
+		return err
+	}
+	acts, err := kernels.NewArena(m.dev, "activations", kernels.ArenaBytes(r.bytes...))
+	if err != nil {
+		return fmt.Errorf("%d rows: %w", rows, err)
+	}
+	r.arena = acts
+	if err := m.reserve(r, in); err != nil {
+		return err
+	}
+	if r.err != nil {
+		return r.err
+	}
+	m.acts, m.prepared, m.preparedTrain = acts, rows, train
+	return nil
+}
+
+// reserve runs the reserver over the encoder and the head.
+func (m *Model) reserve(r *reserver, in []int) error {
+	feat, err := m.Encoder.reserve(r, in)
+	if err != nil {
+		return err
+	}
+	_, err = m.HeadNet.reserve(r, feat)
+	return err
+}
+
+// Close returns the model's memory to the device.
+func (m *Model) Close() error {
+	var first error
+	for _, a := range []**kernels.Arena{&m.params, &m.grads, &m.moms, &m.states, &m.acts} {
+		if *a != nil {
+			if err := (*a).Free(); err != nil && first == nil {
+				first = err
+			}
+			*a = nil
+		}
+	}
+	return first
 }
 
 // Device returns the device the model lives on.
@@ -205,9 +394,15 @@ func (m *Model) OutDim() int {
 	return m.Config.Embedding
 }
 
-// ZeroGrads clears every gradient.
-func (m *Model) ZeroGrads() {
-	for _, p := range m.Params() {
-		m.dev.Fill(p.G, 0)
-	}
+// ZeroGrads clears every gradient: one call over the gradient arena.
+func (m *Model) ZeroGrads() { m.dev.Fill(m.grads.Floats(), 0) }
+
+// GradSumSquares sets out[0] to the squared norm of every gradient: one
+// call over the gradient arena.
+func (m *Model) GradSumSquares(out kernels.Scalars) { m.dev.SumSquares(m.grads.Floats(), out) }
+
+// SGD takes one SGD step over every parameter (one call over the arenas),
+// skipped on the device when guard holds a NaN or Inf.
+func (m *Model) SGD(lr, momentum, decay float32, guard kernels.Scalars) {
+	m.dev.SGD(m.params.Floats(), m.grads.Floats(), m.moms.Floats(), lr, momentum, decay, guard)
 }

@@ -2,36 +2,9 @@ package encoder
 
 import (
 	"fmt"
-	"slices"
-	"time"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
 )
-
-// Profile accumulates the time each kind of layer spends forward and
-// backward, for `sincere bench train`. The zero value is ready.
-type Profile struct {
-	times map[string]time.Duration
-}
-
-// Add records d under a name such as "conv forward".
-func (p *Profile) Add(name string, d time.Duration) {
-	if p.times == nil {
-		p.times = map[string]time.Duration{}
-	}
-	p.times[name] += d
-}
-
-// Times returns the recorded names, largest first, and their totals.
-func (p *Profile) Times() ([]string, map[string]time.Duration) {
-	names := make([]string, 0, len(p.times))
-	for n := range p.times {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int { return int(p.times[b] - p.times[a]) })
-	return names, p.times
-}
-
-// Reset clears the totals.
-func (p *Profile) Reset() { p.times = nil }
 
 // kind names a leaf layer for the profile.
 func kind(l Layer) string {
@@ -55,23 +28,23 @@ func kind(l Layer) string {
 	return fmt.Sprintf("%T", l)
 }
 
-// SetProfile makes every layer of the model report its time to p (nil
-// stops it).
-func (m *Model) SetProfile(p *Profile) {
+// SetProfile makes every layer of the model mark the device timer t after
+// its forward and backward passes, as "<kind> forward" and "<kind>
+// backward" (nil stops it).
+func (m *Model) SetProfile(t kernels.Timer) {
 	for _, s := range []*Sequential{m.Encoder, m.HeadNet} {
-		s.setProfile(p)
+		s.setProfile(t)
 	}
 }
 
-func (s *Sequential) setProfile(p *Profile) {
-	s.prof = p
+func (s *Sequential) setProfile(t kernels.Timer) {
+	s.prof = t
 	for _, l := range s.Layers {
-		if b, ok := l.(*BasicBlock); ok {
-			b.prof = p
-			b.Main.setProfile(p)
-			if b.Shortcut != nil {
-				b.Shortcut.setProfile(p)
-			}
+		switch b := l.(type) {
+		case *BasicBlock:
+			b.setProfile(t)
+		case *Bottleneck:
+			b.setProfile(t)
 		}
 	}
 }
@@ -84,6 +57,16 @@ func (m *Model) Flops(n int) float64 {
 	first := true
 	shape := []int{n, m.Input[1], m.Input[2], m.Input[0]}
 	var walk func(layers []Layer)
+	walkResidual := func(b *residual) {
+		in := shape
+		walk(b.Main.Layers)
+		out := shape
+		if b.Shortcut != nil {
+			shape = in
+			walk(b.Shortcut.Layers)
+		}
+		shape = out
+	}
 	walk = func(layers []Layer) {
 		for _, l := range layers {
 			switch l := l.(type) {
@@ -106,14 +89,9 @@ func (m *Model) Flops(n int) float64 {
 			case *GlobalAvgPool:
 				shape = []int{shape[0], shape[3]}
 			case *BasicBlock:
-				in := shape
-				walk(l.Main.Layers)
-				out := shape
-				if l.Shortcut != nil {
-					shape = in
-					walk(l.Shortcut.Layers)
-				}
-				shape = out
+				walkResidual(&l.residual)
+			case *Bottleneck:
+				walkResidual(&l.residual)
 			}
 			first = false
 		}

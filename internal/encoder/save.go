@@ -24,22 +24,42 @@ type Snapshot struct {
 }
 
 // Snapshot copies the weights, the optimiser's momentum (when momentum is
-// true) and the running statistics to host memory.
-func (m *Model) Snapshot(momentum bool) Snapshot {
+// true) and the running statistics to host memory: one download per arena.
+func (m *Model) Snapshot(momentum bool) (Snapshot, error) {
 	var s Snapshot
-	for _, p := range m.Params() {
-		s.Params = append(s.Params, Array{p.Name, download(m.dev, p.W)})
-		if momentum {
-			s.Momentum = append(s.Momentum, Array{p.Name, download(m.dev, p.V)})
+	w, err := download(m.dev, m.params.Floats())
+	if err != nil {
+		return s, err
+	}
+	var v []float32
+	if momentum {
+		if v, err = download(m.dev, m.moms.Floats()); err != nil {
+			return s, err
 		}
 	}
-	for _, st := range m.States() {
-		s.States = append(s.States, Array{st.Name, download(m.dev, st.Buf)})
+	st, err := download(m.dev, m.states.Floats())
+	if err != nil {
+		return s, err
+	}
+	for _, p := range m.Params() {
+		s.Params = append(s.Params, Array{p.Name, carve(w, p.W, p.Len())})
+		if momentum {
+			s.Momentum = append(s.Momentum, Array{p.Name, carve(v, p.V, p.Len())})
+		}
+	}
+	for _, x := range m.States() {
+		s.States = append(s.States, Array{x.Name, carve(st, x.Buf, x.Len())})
 	}
 	for _, list := range [][]Array{s.Params, s.Momentum, s.States} {
 		slices.SortFunc(list, func(a, b Array) int { return strings.Compare(a.Name, b.Name) })
 	}
-	return s
+	return s, nil
+}
+
+// carve returns a copy of a view's values from a download of its arena.
+func carve(arena []float32, b kernels.Buffer, n int) []float32 {
+	_, off := b.Mem()
+	return slices.Clone(arena[off : off+n])
 }
 
 // byName indexes arrays by name.
@@ -53,38 +73,57 @@ func byName(list []Array) map[string][]float32 {
 
 // Restore loads a snapshot into the model: every parameter and state must be
 // present with the right length (momentum only when the snapshot has it).
+// It uploads each arena whole.
 func (m *Model) Restore(s Snapshot) error {
 	params, mom, states := byName(s.Params), byName(s.Momentum), byName(s.States)
 	if len(params) != len(m.Params()) {
 		return fmt.Errorf("snapshot has %d parameters, the model %d", len(params), len(m.Params()))
 	}
+	if len(states) != len(m.States()) {
+		return fmt.Errorf("snapshot has %d running statistics, the model %d", len(states), len(m.States()))
+	}
+	w := make([]float32, m.params.Floats().Len())
+	var v []float32
+	if s.Momentum != nil {
+		v = make([]float32, m.moms.Floats().Len())
+	}
 	for _, p := range m.Params() {
-		if err := upload(m, p.W, params, p.Name); err != nil {
+		if err := place(w, p.W, p.Len(), params, p.Name); err != nil {
 			return err
 		}
-		if s.Momentum != nil {
-			if err := upload(m, p.V, mom, p.Name); err != nil {
+		if v != nil {
+			if err := place(v, p.V, p.Len(), mom, p.Name); err != nil {
 				return err
 			}
 		}
 	}
 	for _, st := range m.States() {
-		if err := upload(m, st.Buf, states, st.Name); err != nil {
+		if err := place(nil, st.Buf, st.Len(), states, st.Name); err != nil {
 			return err
 		}
 	}
-	return nil
+	m.dev.Upload(m.params.Floats(), w)
+	if v != nil {
+		m.dev.Upload(m.moms.Floats(), v)
+	}
+	m.dev.Upload(m.states.Floats(), m.stateValues(states))
+	return m.dev.Sync()
 }
 
-func upload(m *Model, dst kernels.Buffer, from map[string][]float32, name string) error {
+// place checks that from holds name with n values and copies them to the
+// view's place in an arena's host image (when dst is not nil).
+func place(dst []float32, b kernels.Buffer, n int, from map[string][]float32, name string) error {
 	v, ok := from[name]
 	if !ok {
 		return fmt.Errorf("snapshot lacks %s", name)
 	}
-	if len(v) != dst.Len() {
-		return fmt.Errorf("snapshot's %s has %d values, the model's %d", name, len(v), dst.Len())
+	if len(v) != n {
+		return fmt.Errorf("snapshot's %s has %d values, the model's %d", name, len(v), n)
 	}
-	m.dev.Upload(dst, v)
+	if dst != nil {
+		_, off := b.Mem()
+		copy(dst[off:off+n], v)
+	}
 	return nil
 }
 
@@ -108,8 +147,7 @@ func (s Snapshot) Equal(o Snapshot) (bool, string) {
 }
 
 // download copies a device buffer to new host memory.
-func download(dev kernels.Device, b kernels.Buffer) []float32 {
+func download(dev kernels.Device, b kernels.Buffer) ([]float32, error) {
 	out := make([]float32, b.Len())
-	dev.Download(out, b)
-	return out
+	return out, dev.Download(out, b)
 }

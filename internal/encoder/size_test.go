@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/cpu"
 )
 
 // TestParamCountMatchesNew: the shape-only count is what New allocates,
 // and New refuses a model beyond MaxParams before allocating it.
 func TestParamCountMatchesNew(t *testing.T) {
-	dev, err := kernels.NewCPUDevice(kernels.CPUOptions{Workers: 1})
+	dev, err := cpu.NewDevice(kernels.CPUOptions{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +26,7 @@ func TestParamCountMatchesNew(t *testing.T) {
 		{Config{Arch: ArchCNN, Width: 1, Embedding: 8}, [3]int{1, 8, 8}, HeadClassifier, 10},
 		{Config{Arch: ArchResNet18, Width: 0.125, Embedding: 4}, [3]int{3, 8, 8}, HeadProjection, 0},
 		{Config{Arch: ArchResNet18, Width: 0.25, Embedding: 4}, [3]int{3, 8, 8}, HeadClassifier, 3},
+		{Config{Arch: ArchResNet50, Width: 0.125, Embedding: 4}, [3]int{3, 8, 8}, HeadProjection, 0},
 	} {
 		m, err := New(dev, c.cfg, c.in, c.head, c.classes, 1)
 		if err != nil {
@@ -39,13 +41,16 @@ func TestParamCountMatchesNew(t *testing.T) {
 		cfg     Config
 		in      [3]int
 		classes int
+		limit   string
 	}{
-		{Config{Arch: ArchMLP, Width: 16, Embedding: 8}, [3]int{3, 1024, 1024}, 10},
-		{Config{Arch: ArchResNet18, Width: 16, Embedding: 8}, [3]int{3, 32, 32}, 10},
-		{Config{Arch: ArchCNN, Width: 1, Embedding: 8}, [3]int{1, 28, 28}, 1_000_000_000_000},
-		{Config{Arch: ArchMLP, Width: 1, Embedding: 8}, [3]int{1, 1_000_000, 1_000_000}, 10},
+		{Config{Arch: ArchMLP, Width: 16, Embedding: 8}, [3]int{3, 1024, 1024}, 10, "536870912"},
+		{Config{Arch: ArchResNet18, Width: 16, Embedding: 8}, [3]int{3, 32, 32}, 10, "536870912"},
+		{Config{Arch: ArchResNet50, Width: 16, Embedding: 8}, [3]int{3, 32, 32}, 10, "536870912"},
+		{Config{Arch: ArchCNN, Width: 1, Embedding: 8}, [3]int{1, 28, 28}, 1_000_000_000_000, "536870912"},
+		{Config{Arch: ArchMLP, Width: 1, Embedding: 8}, [3]int{1, 1_000_000, 1_000_000}, 10, "268435456"},
+		{Config{Arch: ArchCNN, Width: 1, Embedding: 8}, [3]int{1, 1_000_000, 1_000_000}, 10, "268435456"},
 	} {
-		if _, err := New(dev, c.cfg, c.in, HeadClassifier, c.classes, 1); err == nil || !strings.Contains(err.Error(), "536870912") {
+		if _, err := New(dev, c.cfg, c.in, HeadClassifier, c.classes, 1); err == nil || !strings.Contains(err.Error(), c.limit) {
 			t.Errorf("%+v on %v with %d classes: %v", c.cfg, c.in, c.classes, err)
 		}
 	}

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"sort"
 	"testing"
-
-	"github.com/sincere-ml/sincere/internal/kernels"
 )
 
 // median64 is the textbook median: sort a copy, take the middle (the mean
@@ -39,7 +37,7 @@ func TestMarginIsDifferenceOfMedians(t *testing.T) {
 		all, labels := clusters(rng, tc.nTrain+tc.nTest, tc.d, tc.classes, 2)
 		refs, refLabels := all[:tc.nTrain*tc.d], labels[:tc.nTrain]
 		qs, qLabels := all[tc.nTrain*tc.d:], labels[tc.nTrain:]
-		nb, err := FindNeighbours(kernels.NewGemm(2, false), qs, qLabels, refs, refLabels, tc.d, 1)
+		nb, err := FindNeighbours(testDevice(t), qs, qLabels, refs, refLabels, tc.d, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

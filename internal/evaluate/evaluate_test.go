@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/cpu"
 )
 
 // clusters draws n unit rows of dimension d around one centre per class,
@@ -40,7 +41,7 @@ func TestNeighboursMatchBruteForce(t *testing.T) {
 	all, labels := clusters(rng, 5300, d, 4, 1.5) // one set of centres
 	refs, refLabels := all[:5000*d], labels[:5000]
 	qs, qLabels := all[5000*d:], labels[5000:]
-	nb, err := FindNeighbours(kernels.NewGemm(2, false), qs, qLabels, refs, refLabels, d, 5)
+	nb, err := FindNeighbours(testDevice(t), qs, qLabels, refs, refLabels, d, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,4 +152,14 @@ func TestMeanCosine(t *testing.T) {
 	if c := MeanCosine(orth, 2); math.Abs(c) > 1e-12 {
 		t.Errorf("orthogonal rows: %v", c)
 	}
+}
+
+// testDevice returns a CPU device for the similarity products.
+func testDevice(t *testing.T) kernels.Device {
+	t.Helper()
+	dev, err := cpu.NewDevice(kernels.CPUOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dev
 }

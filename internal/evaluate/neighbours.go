@@ -26,10 +26,11 @@ type Neighbours struct {
 }
 
 // FindNeighbours compares every query row with every reference row by dot
-// product (cosine similarity for L2-normalised rows, d values each), in
-// blocks through gemm, keeping the k best of each query. The references are
-// taken in class order, so each block splits into runs of one class.
-func FindNeighbours(gemm *kernels.Gemm, queries []float32, queryLabels []int, refs []float32, refLabels []int, d, k int) (*Neighbours, error) {
+// product (cosine similarity for L2-normalised rows, d values each) on a
+// device, in blocks, keeping the k best of each query. The references are
+// uploaded once, in class order, so each block of similarities splits into
+// runs of one class; each block is downloaded and merged on the host.
+func FindNeighbours(dev kernels.Device, queries []float32, queryLabels []int, refs []float32, refLabels []int, d, k int) (*Neighbours, error) {
 	nq, nr := len(queryLabels), len(refLabels)
 	if len(queries) != nq*d || len(refs) != nr*d {
 		return nil, fmt.Errorf("neighbours: %d query and %d reference values for %d and %d rows of %d", len(queries), len(refs), nq, nr, d)
@@ -56,14 +57,32 @@ func FindNeighbours(gemm *kernels.Gemm, queries []float32, queryLabels []int, re
 		}
 		nb.Target[i], nb.Noise[i] = ninf, ninf
 	}
+	if nq == 0 {
+		return nb, nil
+	}
 	const qBlock, rBlock = 192, 4096
+	arena, err := kernels.NewArena(dev, "neighbours", kernels.ArenaBytes(kernels.FloatBytes(nr*d),
+		kernels.FloatBytes(qBlock*d), kernels.FloatBytes(qBlock*rBlock)))
+	if err != nil {
+		return nil, fmt.Errorf("neighbours: %w", err)
+	}
+	defer arena.Free()
+	refBuf, _ := arena.Take(nr * d)
+	qBuf, _ := arena.Take(qBlock * d)
+	simBuf, _ := arena.Take(qBlock * rBlock)
+	dev.Upload(refBuf, sorted)
 	sims := make([]float32, qBlock*rBlock)
 	for q0 := 0; q0 < nq; q0 += qBlock {
 		q1 := min(q0+qBlock, nq)
+		dev.Upload(qBuf.Sub(0, (q1-q0)*d), queries[q0*d:q1*d])
 		for r0 := 0; r0 < nr; r0 += rBlock {
 			r1 := min(r0+rBlock, nr)
 			w := r1 - r0
-			gemm.Sgemm(false, true, q1-q0, w, d, 1, queries[q0*d:], d, sorted[r0*d:], d, 0, sims, w)
+			out := simBuf.Sub(0, (q1-q0)*w)
+			dev.Gemm(false, true, q1-q0, w, d, 1, qBuf, d, refBuf.Sub(r0*d, w*d), d, 0, out, w)
+			if err := dev.Download(sims[:(q1-q0)*w], out); err != nil {
+				return nil, fmt.Errorf("neighbours: %w", err)
+			}
 			var wg sync.WaitGroup
 			const parts = 4
 			for p := range parts {

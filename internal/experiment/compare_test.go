@@ -34,6 +34,9 @@ probe: {datasets: ["synthetic:1x28x28"], train_subset: 500, linear_epochs: 3, bo
 }
 
 func TestCompareWritesEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
 	cfg := tinyCompare(t)
 	out := t.TempDir()
 	c, err := Compare(context.Background(), cfg, CompareOptions{Out: out})
@@ -140,6 +143,9 @@ func TestCompareWritesEverything(t *testing.T) {
 }
 
 func TestProbeErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
 	if _, _, err := Probe(context.Background(), t.TempDir(), ProbeOptions{}); err == nil || !strings.Contains(err.Error(), "no finished run") {
 		t.Errorf("probe of an empty directory: %v", err)
 	}

@@ -46,8 +46,9 @@ type Embedded struct {
 	Model   *encoder.Model
 }
 
-// LoadModel reads a finished run's model file and builds its network on
-// the CPU with the trained weights.
+// LoadModel reads a finished run's model file and builds its network with
+// the trained weights on the CPU (a host-side tool: embeddings and exports
+// are for the host).
 func LoadModel(dir string) (*Trained, *encoder.Model, error) {
 	if !Finished(dir) {
 		return nil, nil, fmt.Errorf("%s: no finished run here (no %s); pretrain it first", dir, ModelFile)
@@ -57,7 +58,7 @@ func LoadModel(dir string) (*Trained, *encoder.Model, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	dev, err := kernels.NewCPUDevice(kernels.CPUOptions{})
+	dev, err := OpenDevice(kernels.DeviceCPU, 0)
 	if err != nil {
 		return nil, nil, err
 	}

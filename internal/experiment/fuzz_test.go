@@ -7,12 +7,13 @@ import (
 
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/cpu"
 )
 
 // seedModel returns a small valid model file and checkpoint, gob-encoded.
 func seedModel(f *testing.F) (model, ckpt []byte) {
 	f.Helper()
-	dev, err := kernels.NewCPUDevice(kernels.CPUOptions{Workers: 1})
+	dev, err := cpu.NewDevice(kernels.CPUOptions{Workers: 1})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -21,10 +22,18 @@ func seedModel(f *testing.F) (model, ckpt []byte) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	w, err := m.Snapshot(false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	wm, err := m.Snapshot(true)
+	if err != nil {
+		f.Fatal(err)
+	}
 	t := Trained{Format: checkpointFormat, Method: "sincere", Seed: 1, Dataset: "synthetic", Classes: []string{"a", "b"},
-		Model: cfg, Input: m.Input, Head: m.Head, Mean: []float32{0.5}, Std: []float32{0.2}, Weights: m.Snapshot(false)}
+		Model: cfg, Input: m.Input, Head: m.Head, Mean: []float32{0.5}, Std: []float32{0.2}, Weights: w}
 	c := Checkpoint{Format: checkpointFormat, Method: "sincere", Seed: 1, Epoch: 1, Batch: 2, Step: 7, EpochBatches: 2,
-		EpochLoss: 3.5, MetricsBytes: 10, Weights: m.Snapshot(true)}
+		EpochLoss: 3.5, MetricsBytes: 10, Weights: wm}
 	if err := t.check(); err != nil {
 		f.Fatal("seed model:", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/dataset"
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/backend"
 	"github.com/sincere-ml/sincere/internal/regfile"
 )
 
@@ -72,41 +73,45 @@ func Finished(dir string) bool { return fileExists(filepath.Join(dir, ModelFile)
 // isContrastive reports whether a method trains through a contrastive loss.
 func isContrastive(method string) bool { return method != MethodCE }
 
-// Trainer holds a prepared run: data, loader, device and model.
+// Trainer holds a prepared run: data, loader, device and model, and the
+// step's own device memory (the batch, its labels, the loss's gradient and
+// the step's two scalars), allocated once.
 type Trainer struct {
-	cfg     Config
-	method  string
-	seed    uint64
-	dev     kernels.Device
-	model   *encoder.Model
-	loader  *dataset.Loader
-	train   *dataset.Dataset
-	mean    []float32
-	std     []float32
-	params  kernels.Params
-	x, dout kernels.Buffer
-	// Phase durations of the last Step, for `sincere bench train`.
-	LastPhases Phases
+	cfg    Config
+	method string
+	seed   uint64
+	dev    kernels.Device
+	model  *encoder.Model
+	loader *dataset.Loader
+	train  *dataset.Dataset
+	mean   []float32
+	std    []float32
+	params kernels.Params
+	// Device memory of a step: images, labels, dL/d(output) and the step's
+	// scalars (loss, squared gradient norm).
+	io       *kernels.Arena
+	x, dout  kernels.Buffer
+	labels   kernels.Ints
+	stats    kernels.Scalars
+	labels32 []int32
+	read     [2]float64
+	last     StepStats
+	profile  bool
 }
 
-// Phases is where a training step's time went.
-type Phases struct {
-	Data, Forward, Loss, Backward, Update time.Duration
+// StepStats is what the last step measured.
+type StepStats struct {
+	// Loss is the batch's loss; GradNorm the L2 norm of every gradient.
+	Loss, GradNorm float64
 }
 
-// OpenDevice returns the device a run computes on. Training runs on the
-// CPU; the CUDA backend computes losses only so far.
+// OpenDevice returns the device a run computes on.
 func OpenDevice(name string, workers int) (kernels.Device, error) {
-	switch name {
-	case kernels.DeviceCPU, kernels.DeviceAuto:
-		return kernels.NewCPUDevice(kernels.CPUOptions{Workers: workers})
-	case kernels.DeviceCUDA:
-		if !kernels.CUDASupport {
-			return nil, kernels.ErrNoCUDASupport
-		}
-		return nil, errors.New("train.device: the CUDA backend evaluates losses only; training runs on the CPU (use --device cpu)")
+	dev, err := backend.OpenDevice(name, kernels.Options{CPU: kernels.CPUOptions{Workers: workers}})
+	if err != nil {
+		return nil, fmt.Errorf("train.device: %w", err)
 	}
-	return nil, fmt.Errorf("train.device: unknown device %q", name)
+	return dev, nil
 }
 
 // NewTrainer loads the data and builds the model of a run.
@@ -147,9 +152,48 @@ func newTrainer(ctx context.Context, cfg Config, method string, seed uint64, fet
 		t.params = kernels.Params{Loss: l, Temperature: cfg.Loss.Temperature, Epsilon: cfg.Loss.Epsilon, BaseTemperature: cfg.Loss.BaseTemperature}
 	}
 	rows := cfg.Train.BatchSize * cfg.Data.Views
-	t.x = dev.Alloc(rows * train.ImageSize())
-	t.dout = dev.Alloc(rows * model.OutDim())
+	if err := t.allocate(rows, train.ImageSize()); err != nil {
+		t.Close()
+		return nil, err
+	}
 	return t, nil
+}
+
+// allocate prepares the model's activations and the step's memory for
+// batches of rows rows: everything a step needs, so that steps allocate
+// nothing.
+func (t *Trainer) allocate(rows, imageSize int) error {
+	if err := t.model.Prepare(rows, true); err != nil {
+		return err
+	}
+	out := t.model.OutDim()
+	var err error
+	if t.io, err = kernels.NewArena(t.dev, "batch", kernels.ArenaBytes(kernels.FloatBytes(rows*imageSize),
+		kernels.FloatBytes(rows*out), 4*rows, 8*len(t.read))); err != nil {
+		return err
+	}
+	if t.x, err = t.io.Take(rows * imageSize); err != nil {
+		return err
+	}
+	if t.dout, err = t.io.Take(rows * out); err != nil {
+		return err
+	}
+	if t.labels, err = t.io.TakeInts(rows); err != nil {
+		return err
+	}
+	t.stats, err = t.io.TakeScalars(len(t.read))
+	t.labels32 = make([]int32, rows)
+	return err
+}
+
+// Close returns the run's device memory.
+func (t *Trainer) Close() error {
+	err := t.model.Close()
+	if t.io != nil {
+		err = errors.Join(err, t.io.Free())
+		t.io = nil
+	}
+	return err
 }
 
 // LoadTrain loads the training split a data configuration describes,
@@ -200,54 +244,75 @@ func (t *Trainer) Loader() *dataset.Loader { return t.loader }
 // Device returns the device the run computes on.
 func (t *Trainer) Device() kernels.Device { return t.dev }
 
+// Last returns what the last step measured.
+func (t *Trainer) Last() StepStats { return t.last }
+
+// SetProfile makes steps mark the device timer: "upload", "loss", "update"
+// and each layer's "<kind> forward" and "<kind> backward" (see
+// encoder.Model.SetProfile). The caller starts the timer and reads it.
+func (t *Trainer) SetProfile(on bool) {
+	t.profile = on
+	if on {
+		t.model.SetProfile(t.dev.Timer())
+	} else {
+		t.model.SetProfile(nil)
+	}
+}
+
+// mark ends a profiled phase.
+func (t *Trainer) mark(name string) {
+	if t.profile {
+		t.dev.Timer().Mark(name)
+	}
+}
+
 // Step trains on one batch at the given learning rate and returns the loss.
-// A NaN or Inf loss or gradient is an error and leaves the weights as they
-// were before the update.
+// Its work is queued on the device without waiting, and the step syncs
+// once, at its end, reading two scalars: the loss and the squared norm of
+// every gradient, which is also the step's non-finite flag (a NaN or Inf
+// in any gradient makes it one). When either is NaN or infinite the update
+// is skipped on the device, the weights stay as they were, and Step returns
+// an error.
 func (t *Trainer) Step(b *dataset.Batch, lr float64) (float64, error) {
-	var ph Phases
-	t0 := time.Now()
 	rows := b.Rows()
 	m, dev := t.model, t.dev
-	x := encoder.Tensor{Buf: t.x, Shape: []int{rows, b.H, b.W, b.C}}
-	dev.Upload(t.x, b.Images)
-	t1 := time.Now()
-	ph.Data = t1.Sub(t0)
+	if rows*b.C*b.H*b.W != len(b.Images) || rows > len(t.labels32) || rows*b.C*b.H*b.W > t.x.Len() {
+		return 0, fmt.Errorf("batch of %d rows of %dx%dx%d does not fit the run's %d", rows, b.C, b.H, b.W, len(t.labels32))
+	}
+	x := encoder.Tensor{Buf: t.x.Sub(0, len(b.Images)), Shape: []int{rows, b.H, b.W, b.C}}
+	dev.Upload(x.Buf, b.Images)
+	for i, y := range b.Labels {
+		t.labels32[i] = int32(y)
+	}
+	labels := t.labels.Sub(0, rows)
+	dev.UploadInts(labels, t.labels32[:rows])
+	t.mark("upload")
 	out := m.Forward(x, true)
-	t2 := time.Now()
-	ph.Forward = t2.Sub(t1)
-	var loss float64
+	dout := t.dout.Sub(0, out.Buf.Len())
+	loss, sq := t.stats.Sub(0, 1), t.stats.Sub(1, 1)
 	if isContrastive(t.method) {
-		res, err := dev.ContrastiveLoss(t.params, out.Buf, rows, m.OutDim(), b.Labels, t.dout)
-		if err != nil {
-			return 0, err
-		}
-		loss = res.Loss
+		dev.ContrastiveLoss(t.params, out.Buf, rows, m.OutDim(), labels, dout, loss)
 	} else {
-		loss = dev.SoftmaxCrossEntropy(rows, m.OutDim(), out.Buf, b.Labels, t.dout)
+		dev.SoftmaxCrossEntropy(rows, m.OutDim(), out.Buf, labels, dout, loss)
 	}
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return loss, fmt.Errorf("the loss is %v", loss)
-	}
-	t3 := time.Now()
-	ph.Loss = t3.Sub(t2)
+	t.mark("loss")
 	m.ZeroGrads()
-	m.Backward(encoder.Tensor{Buf: t.dout, Shape: out.Shape})
-	t4 := time.Now()
-	ph.Backward = t4.Sub(t3)
-	var sq float64
-	for _, p := range m.Params() {
-		sq += dev.SumSquares(p.G)
+	m.Backward(encoder.Tensor{Buf: dout, Shape: out.Shape})
+	m.GradSumSquares(sq)
+	m.SGD(float32(lr), float32(t.cfg.Train.Momentum), float32(t.cfg.Train.WeightDecay), t.stats)
+	t.mark("update")
+	if err := dev.ReadScalars(t.read[:], t.stats); err != nil {
+		return 0, err
 	}
-	if math.IsNaN(sq) || math.IsInf(sq, 0) {
-		return loss, fmt.Errorf("the gradient norm is %v", math.Sqrt(sq))
+	l, s := t.read[0], t.read[1]
+	t.last = StepStats{Loss: l, GradNorm: math.Sqrt(s)}
+	if math.IsNaN(l) || math.IsInf(l, 0) {
+		return l, fmt.Errorf("the loss is %v", l)
 	}
-	mom, decay := float32(t.cfg.Train.Momentum), float32(t.cfg.Train.WeightDecay)
-	for _, p := range m.Params() {
-		dev.SGD(p.W, p.G, p.V, float32(lr), mom, decay)
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		return l, fmt.Errorf("the gradient norm is %v", math.Sqrt(s))
 	}
-	ph.Update = time.Since(t4)
-	t.LastPhases = ph
-	return loss, nil
+	return l, nil
 }
 
 // metric is one line of metrics.jsonl.
@@ -260,6 +325,8 @@ type metric struct {
 	LR           float64 `json:"lr,omitempty"`
 	ImagesPerSec float64 `json:"images_per_sec"`
 	Seconds      float64 `json:"seconds,omitempty"`
+	// GradNorm is the L2 norm of every gradient at the logged step.
+	GradNorm float64 `json:"grad_norm,omitempty"`
 }
 
 // Pretrain runs (or resumes, or finds finished) one pretraining run and
@@ -351,6 +418,7 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	if err != nil {
 		return dir, err
 	}
+	defer t.Close()
 	if ck != nil {
 		if err := ck.checkRun(opt.Method, opt.Seed, cfg.Train.Epochs, t.loader.BatchesPerEpoch()); err != nil {
 			return dir, fmt.Errorf("%s: %w", ckptPath, err)
@@ -402,7 +470,9 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 			return err
 		}
 		ck.MetricsBytes = off
-		ck.Weights = m.Snapshot(true)
+		if ck.Weights, err = m.Snapshot(true); err != nil {
+			return err
+		}
 		return ck.save(ckptPath)
 	}
 
@@ -451,7 +521,7 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 			rate := float64(windowImages) / time.Since(windowStart).Seconds()
 			rep.Step(ck.Batch, loss, lr, rate)
 			if ck.Step%cfg.Train.LogEvery == 0 {
-				if err := emit(metric{Event: "step", Epoch: ck.Epoch + 1, Batch: ck.Batch, Step: ck.Step, Loss: loss, LR: lr, ImagesPerSec: rate}); err != nil {
+				if err := emit(metric{Event: "step", Epoch: ck.Epoch + 1, Batch: ck.Batch, Step: ck.Step, Loss: loss, LR: lr, ImagesPerSec: rate, GradNorm: t.Last().GradNorm}); err != nil {
 					stream.Close()
 					return dir, err
 				}
@@ -481,9 +551,13 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 	if err := lockLost(ctx, dir); err != nil {
 		return dir, err
 	}
+	weights, err := m.Snapshot(false)
+	if err != nil {
+		return dir, err
+	}
 	final := &Trained{Format: checkpointFormat, Method: opt.Method, Seed: opt.Seed, Dataset: cfg.Data.Dataset,
 		Classes: t.train.Classes, Model: cfg.Model, Input: m.Input, Head: m.Head, NumClasses: m.Classes,
-		Mean: t.mean, Std: t.std, Weights: m.Snapshot(false)}
+		Mean: t.mean, Std: t.std, Weights: weights}
 	if err := final.save(filepath.Join(dir, ModelFile)); err != nil {
 		return dir, err
 	}

@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/encoder"
+	"github.com/sincere-ml/sincere/internal/kernels"
 )
 
 // tinyConfig is a small run on the synthetic data set: 600 images, a
@@ -48,6 +53,9 @@ func readMetrics(t *testing.T, dir string) []metric {
 }
 
 func TestPretrainLossFallsAndRunDirIsComplete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
 	for _, method := range []string{"sincere", "ce"} {
 		c := tinyConfig(t)
 		dir, err := Pretrain(context.Background(), c, PretrainOptions{Method: method, Seed: 1, Out: t.TempDir()})
@@ -118,6 +126,9 @@ func (c *cancelAfter) Step(int, float64, float64, float64) {
 }
 
 func TestInterruptThenResumeGivesTheSameWeights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
 	c := tinyConfig(t)
 	ref, err := Pretrain(context.Background(), c, PretrainOptions{Method: "sincere", Seed: 3, Out: t.TempDir()})
 	if err != nil {
@@ -173,6 +184,9 @@ func prevSteps(t *testing.T, out string, c Config) int {
 }
 
 func TestNaNStopsTheRunAndKeepsTheCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
 	c := tinyConfig(t, "train.lr=1e30", "train.warmup_steps=0", "train.checkpoint_every=1", "train.weight_decay=0")
 	dir, err := Pretrain(context.Background(), c, PretrainOptions{Method: "sincere", Seed: 1, Out: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "step ") || !strings.Contains(err.Error(), "checkpoint") {
@@ -207,4 +221,73 @@ func TestLearningRateSchedule(t *testing.T) {
 		}
 		prev = lr
 	}
+}
+
+// TestStepsAllocateNothing checks the device contract for training: after
+// the first step, a step allocates no device memory (the device counts
+// every allocation, its own scratch included), and a bad step is caught at
+// the step's one sync with the weights left as they were.
+func TestStepsAllocateNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
+	for _, method := range []string{"sincere", "ce"} {
+		tr, err := NewTrainer(context.Background(), tinyConfig(t), method, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, l := tr.Device(), tr.Loader()
+		b := l.NewBatch()
+		var first kernels.MemStats
+		for step := range 5 {
+			l.Fill(0, step, b)
+			if _, err := tr.Step(b, 0.05); err != nil {
+				t.Fatal(err)
+			}
+			if step == 0 {
+				first = dev.MemStats()
+				continue
+			}
+			if s := dev.MemStats(); s.Allocs != first.Allocs || s.InUse != first.InUse {
+				t.Errorf("%s step %d allocated: %+v after the first step, %+v now", method, step+1, first, s)
+			}
+		}
+		if g := tr.Last().GradNorm; !(g > 0) {
+			t.Errorf("%s: gradient norm %v", method, g)
+		}
+		// An infinite learning rate ruins the weights; the next step's loss
+		// is then NaN: the step fails and its update is skipped on the
+		// device, so the weights are what the failing step found.
+		if _, err := tr.Step(b, math.Inf(1)); err != nil {
+			t.Fatal(err)
+		}
+		before := bits(t, tr)
+		if _, err := tr.Step(b, 0.05); err == nil || !strings.Contains(err.Error(), "NaN") {
+			t.Errorf("%s: a step on ruined weights: %v", method, err)
+		}
+		if !slices.Equal(before, bits(t, tr)) {
+			t.Errorf("%s: the failing step changed the weights", method)
+		}
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// bits returns the bits of every weight of a trainer's model.
+func bits(t *testing.T, tr *Trainer) []uint32 {
+	t.Helper()
+	s, err := tr.Model().Snapshot(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint32
+	for _, list := range [][]encoder.Array{s.Params, s.Momentum} {
+		for _, a := range list {
+			for _, v := range a.Values {
+				out = append(out, math.Float32bits(v))
+			}
+		}
+	}
+	return out
 }

@@ -174,7 +174,7 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 	if err != nil {
 		return nil, nil, err
 	}
-	dev, err := kernels.NewCPUDevice(kernels.CPUOptions{Workers: cfg.Train.Workers})
+	dev, err := OpenDevice(cfg.Train.Device, cfg.Train.Workers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -182,6 +182,7 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 	if err != nil {
 		return nil, nil, err
 	}
+	defer m.Close()
 	if err := m.Restore(tr.Weights); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", modelPath, err)
 	}
@@ -305,8 +306,7 @@ func probeOne(m *encoder.Model, tr *Trained, pc ProbeConfig, s probeSet, cache *
 		return nil, nil, 0, err
 	}
 	trL, teL := labelsOf(s.train), labelsOf(s.test)
-	gemm := kernels.NewGemm(0, false)
-	nb, err := evaluate.FindNeighbours(gemm, teE.v, teL, trE.v, trL, teE.d, 5)
+	nb, err := evaluate.FindNeighbours(m.Device(), teE.v, teL, trE.v, trL, teE.d, 5)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -405,15 +405,30 @@ func (c *featureCache) get(m *encoder.Model, tr *Trained, key string, d *dataset
 	return f, e, nil
 }
 
+// extractBatch is the number of images feature extraction runs at once.
+const extractBatch = 500
+
 // extract runs the encoder (and the projection head) over a split in
 // evaluation mode, without augmentation, normalised as in training.
 func extract(m *encoder.Model, tr *Trained, d *dataset.Dataset) (matrix, matrix, error) {
-	l, err := dataset.NewLoader(d, dataset.LoaderOptions{BatchSize: 500, Views: 1, Sampler: dataset.SamplerSequential,
+	l, err := dataset.NewLoader(d, dataset.LoaderOptions{BatchSize: extractBatch, Views: 1, Sampler: dataset.SamplerSequential,
 		Augment: dataset.AugmentNone, Mean: tr.Mean, Std: tr.Std, Workers: 1})
 	if err != nil {
 		return matrix{}, matrix{}, err
 	}
 	dev := m.Device()
+	if err := m.Prepare(extractBatch, false); err != nil {
+		return matrix{}, matrix{}, err
+	}
+	xs, err := kernels.NewArena(dev, "probe batch", kernels.ArenaBytes(kernels.FloatBytes(extractBatch*d.ImageSize())))
+	if err != nil {
+		return matrix{}, matrix{}, err
+	}
+	defer xs.Free()
+	xBuf, err := xs.Take(extractBatch * d.ImageSize())
+	if err != nil {
+		return matrix{}, matrix{}, err
+	}
 	fd, ed := m.FeatureDim, m.FeatureDim
 	if m.Head == encoder.HeadProjection {
 		ed = m.OutDim()
@@ -421,7 +436,6 @@ func extract(m *encoder.Model, tr *Trained, d *dataset.Dataset) (matrix, matrix,
 	feat, emb := make([]float32, d.Len()*fd), make([]float32, d.Len()*ed)
 	s := l.Stream(context.Background(), 0, 0)
 	defer s.Close()
-	var x kernels.Buffer
 	row := 0
 	for {
 		b, err := s.Next()
@@ -431,15 +445,17 @@ func extract(m *encoder.Model, tr *Trained, d *dataset.Dataset) (matrix, matrix,
 		if b == nil {
 			break
 		}
-		if x == nil || x.Len() != len(b.Images) {
-			x = dev.Alloc(len(b.Images))
-		}
+		x := xBuf.Sub(0, len(b.Images))
 		dev.Upload(x, b.Images)
 		f := m.Features(encoder.Tensor{Buf: x, Shape: []int{b.Rows(), b.H, b.W, b.C}})
-		dev.Download(feat[row*fd:(row+b.Rows())*fd], f.Buf)
+		if err := dev.Download(feat[row*fd:(row+b.Rows())*fd], f.Buf); err != nil {
+			return matrix{}, matrix{}, err
+		}
 		if m.Head == encoder.HeadProjection {
 			z := m.HeadNet.Forward(f, false)
-			dev.Download(emb[row*ed:(row+b.Rows())*ed], z.Buf)
+			if err := dev.Download(emb[row*ed:(row+b.Rows())*ed], z.Buf); err != nil {
+				return matrix{}, matrix{}, err
+			}
 		}
 		row += b.Rows()
 	}

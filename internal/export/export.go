@@ -114,7 +114,10 @@ func PyTorch(m *encoder.Model) ([]safetensors.Tensor, error) {
 		return nil, fmt.Errorf("export: no PyTorch mapping for architecture %q yet", m.Config.Arch)
 	}
 	renames = append(slices.Clone(renames), headRenames...)
-	snap := m.Snapshot(false)
+	snap, err := m.Snapshot(false)
+	if err != nil {
+		return nil, err
+	}
 	values := map[string][]float32{}
 	for _, a := range append(slices.Clone(snap.Params), snap.States...) {
 		values[a.Name] = a.Values

@@ -7,12 +7,13 @@ import (
 
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/cpu"
 	"github.com/sincere-ml/sincere/internal/safetensors"
 )
 
 func model(t *testing.T, arch, head string, in [3]int) *encoder.Model {
 	t.Helper()
-	dev, err := kernels.NewCPUDevice(kernels.CPUOptions{Workers: 1})
+	dev, err := cpu.NewDevice(kernels.CPUOptions{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

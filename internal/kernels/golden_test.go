@@ -1,61 +1,16 @@
-package kernels
+package kernels_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/kerneltest"
 	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
-// goldenCase is one entry of ../shared/golden/losses.json.
-type goldenCase struct {
-	Note         string    `json:"note"`
-	Loss         string    `json:"loss"`
-	Temperature  float64   `json:"temperature"`
-	Epsilon      float64   `json:"epsilon"`
-	N            int       `json:"n"`
-	D            int       `json:"d"`
-	Labels       []int     `json:"labels"`
-	Embeddings   []float64 `json:"embeddings"`
-	ExpectedLoss float64   `json:"expected_loss"`
-	ExpectedGrad []float64 `json:"expected_grad"`
-}
-
-// goldenDir is where the shared golden values live, relative to this package.
-var goldenDir = filepath.Join("..", "..", "..", "shared", "golden")
-
-func loadGolden(t *testing.T) []goldenCase {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(goldenDir, "losses.json"))
-	if err != nil {
-		t.Skipf("golden values not available: %v", err)
-	}
-	var doc struct {
-		Cases []goldenCase `json:"cases"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("parse losses.json: %v", err)
-	}
-	if len(doc.Cases) == 0 {
-		t.Fatal("losses.json holds no cases")
-	}
-	return doc.Cases
-}
-
-func (c goldenCase) params(t *testing.T) Params {
-	t.Helper()
-	l, err := ParseLoss(c.Loss)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Params{Loss: l, Temperature: c.Temperature, Epsilon: c.Epsilon}
-}
-
 func TestReferenceMatchesGolden(t *testing.T) {
-	for _, c := range loadGolden(t) {
-		loss, grad, _, err := Reference(c.params(t), c.Embeddings, c.N, c.D, c.Labels)
+	for _, c := range kerneltest.LoadGolden(t) {
+		loss, grad, _, err := kernels.Reference(c.Params(t), c.Embeddings, c.N, c.D, c.Labels)
 		if err != nil {
 			t.Fatalf("%s/%s: %v", c.Note, c.Loss, err)
 		}

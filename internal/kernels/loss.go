@@ -77,17 +77,17 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// epsilon returns the margin the loss uses: Epsilon for eps-SupInfoNCE, 0 otherwise.
-func (p Params) epsilon() float64 {
+// Margin returns the margin the loss uses: Epsilon for eps-SupInfoNCE, 0 otherwise.
+func (p Params) Margin() float64 {
 	if p.Loss == EpsSupInfoNCE {
 		return p.Epsilon
 	}
 	return 0
 }
 
-// scale returns the factor applied to the loss and its gradient: tau / b for
+// Scale returns the factor applied to the loss and its gradient: tau / b for
 // SupCon with a base temperature, 1 otherwise.
-func (p Params) scale() float64 {
+func (p Params) Scale() float64 {
 	if p.Loss == SupCon && p.BaseTemperature > 0 {
 		return p.Temperature / p.BaseTemperature
 	}
@@ -109,28 +109,28 @@ var ErrNoAnchors = errors.New("no anchor has a positive: every label occurs only
 // CheckInputs validates the shapes and values of a loss evaluation: n >= 1
 // rows of d >= 1 finite values, one label per row.
 func CheckInputs[F float32 | float64](z []F, n, d int, labels []int) error {
-	if err := checkShapes(len(z), n, d, labels); err != nil {
+	if err := CheckShapes(len(z), n, d, labels); err != nil {
 		return err
 	}
 	for i, v := range z {
-		if err := checkFinite(float64(v), i, d); err != nil {
+		if err := CheckFinite(float64(v), i, d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkFinite reports element i of an embedding matrix of width d that is
+// CheckFinite reports element i of an embedding matrix of width d that is
 // NaN or infinite.
-func checkFinite(v float64, i, d int) error {
+func CheckFinite(v float64, i, d int) error {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return fmt.Errorf("embedding row %d column %d is %v", i/d, i%d, v)
 	}
 	return nil
 }
 
-// checkShapes validates the shapes of a loss evaluation.
-func checkShapes(values, n, d int, labels []int) error {
+// CheckShapes validates the shapes of a loss evaluation.
+func CheckShapes(values, n, d int, labels []int) error {
 	if n < 1 || d < 1 {
 		return fmt.Errorf("embeddings must have at least one row and one column, got %d x %d", n, d)
 	}

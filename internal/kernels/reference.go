@@ -42,7 +42,7 @@ func Reference(p Params, z []float64, n, d int, labels []int) (float64, []float6
 
 	// g[i*n+j] = dL/ds_ij before the scale factor.
 	g := make([]float64, n*n)
-	eps := p.epsilon()
+	eps := p.Margin()
 	var total float64
 	for i := range n {
 		if positives[i] == 0 {
@@ -73,10 +73,10 @@ func Reference(p Params, z []float64, n, d int, labels []int) (float64, []float6
 				if a == i || labels[a] != labels[i] {
 					continue
 				}
-				dip := logAddExp(row[a]-eps, m)
+				dip := LogAddExp(row[a]-eps, m)
 				li += dip - row[a]
 				grow[a] = -c * math.Exp(m-dip)
-				w = logAddExp(w, -dip)
+				w = LogAddExp(w, -dip)
 			}
 			for a := range n {
 				if labels[a] != labels[i] {
@@ -86,7 +86,7 @@ func Reference(p Params, z []float64, n, d int, labels []int) (float64, []float6
 		}
 		total += li * c
 	}
-	scale := p.scale()
+	scale := p.Scale()
 	grad := make([]float64, n*d)
 	for i := range n {
 		for j := range n {
@@ -122,8 +122,8 @@ func logSumExp(n int, v func(a int) (float64, bool)) float64 {
 	return m + math.Log(sum)
 }
 
-// logAddExp returns log(exp(a) + exp(b)) without overflow; -Inf when both are.
-func logAddExp(a, b float64) float64 {
+// LogAddExp returns log(exp(a) + exp(b)) without overflow; -Inf when both are.
+func LogAddExp(a, b float64) float64 {
 	if a < b {
 		a, b = b, a
 	}

@@ -1,0 +1,212 @@
+package kerneltest
+
+import (
+	"math"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
+)
+
+// The float64 references the suite checks the devices against: the plain
+// loops of each definition, nothing shared with any backend.
+
+// gemmRef returns C = alpha op(A) op(B) + beta C over the whole of C's
+// buffer (values outside the m x n matrix unchanged).
+func gemmRef(transA, transB bool, m, n, k int, alpha float64, a []float32, lda int, b []float32, ldb int, beta float64, c []float32, ldc int) []float64 {
+	out := wide(c)
+	for i := range m {
+		for j := range n {
+			var s float64
+			for p := range k {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			v := alpha * s
+			if beta != 0 {
+				v += beta * float64(c[i*ldc+j])
+			}
+			out[i*ldc+j] = v
+		}
+	}
+	return out
+}
+
+// convRef is the convolution of x (N x H x W x C) with w (R x S x C x K).
+func convRef(g kernels.ConvGeom, x, w []float32) []float64 {
+	ho, wo := g.OutH(), g.OutW()
+	y := make([]float64, g.OutLen())
+	for n := range g.N {
+		for oh := range ho {
+			for ow := range wo {
+				out := y[((n*ho+oh)*wo+ow)*g.K:][:g.K]
+				for r := range g.R {
+					ih := oh*g.Stride - g.Pad + r
+					if ih < 0 || ih >= g.H {
+						continue
+					}
+					for s := range g.S {
+						iw := ow*g.Stride - g.Pad + s
+						if iw < 0 || iw >= g.W {
+							continue
+						}
+						for c := range g.C {
+							xv := float64(x[((n*g.H+ih)*g.W+iw)*g.C+c])
+							wr := w[((r*g.S+s)*g.C+c)*g.K:][:g.K]
+							for k, wv := range wr {
+								out[k] += xv * float64(wv)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return y
+}
+
+// convBackRef returns dL/dx and dL/dw of the convolution for output
+// gradient dy.
+func convBackRef(g kernels.ConvGeom, x, w, dy []float32) (dx, dw []float64) {
+	ho, wo := g.OutH(), g.OutW()
+	dx, dw = make([]float64, g.InLen()), make([]float64, g.FilterLen())
+	for n := range g.N {
+		for oh := range ho {
+			for ow := range wo {
+				d := dy[((n*ho+oh)*wo+ow)*g.K:][:g.K]
+				for r := range g.R {
+					ih := oh*g.Stride - g.Pad + r
+					if ih < 0 || ih >= g.H {
+						continue
+					}
+					for s := range g.S {
+						iw := ow*g.Stride - g.Pad + s
+						if iw < 0 || iw >= g.W {
+							continue
+						}
+						for c := range g.C {
+							xi := ((n*g.H+ih)*g.W+iw)*g.C + c
+							wi := ((r*g.S+s)*g.C + c) * g.K
+							var sx float64
+							for k, dv := range d {
+								sx += float64(dv) * float64(w[wi+k])
+								dw[wi+k] += float64(dv) * float64(x[xi])
+							}
+							dx[xi] += sx
+						}
+					}
+				}
+			}
+		}
+	}
+	return dx, dw
+}
+
+// bnRef is batch norm's training forward pass: per channel, the batch mean
+// and biased variance, y = gamma xhat + beta (then the ReLU).
+func bnRef(rows, c int, x, gamma, beta []float32, eps float64, relu bool) (y, mean, variance []float64) {
+	y, mean, variance = make([]float64, rows*c), make([]float64, c), make([]float64, c)
+	for ch := range c {
+		var s float64
+		for r := range rows {
+			s += float64(x[r*c+ch])
+		}
+		mean[ch] = s / float64(rows)
+		var q float64
+		for r := range rows {
+			d := float64(x[r*c+ch]) - mean[ch]
+			q += d * d
+		}
+		variance[ch] = q / float64(rows)
+		inv := 1 / math.Sqrt(variance[ch]+eps)
+		for r := range rows {
+			v := float64(gamma[ch])*(float64(x[r*c+ch])-mean[ch])*inv + float64(beta[ch])
+			if relu {
+				v = max(v, 0)
+			}
+			y[r*c+ch] = v
+		}
+	}
+	return y, mean, variance
+}
+
+// bnBackRef is batch norm's training backward pass for output gradient dy
+// (masked where the fused ReLU's output y is zero when relu is set).
+func bnBackRef(rows, c int, x, gamma, dy []float32, y []float64, eps float64, relu bool) (dx, dgamma, dbeta []float64) {
+	_, mean, variance := bnRef(rows, c, x, gamma, make([]float32, c), eps, false)
+	dx, dgamma, dbeta = make([]float64, rows*c), make([]float64, c), make([]float64, c)
+	n := float64(rows)
+	for ch := range c {
+		inv := 1 / math.Sqrt(variance[ch]+eps)
+		g := func(r int) float64 {
+			if relu && y[r*c+ch] <= 0 {
+				return 0
+			}
+			return float64(dy[r*c+ch])
+		}
+		var sg, sgx float64
+		for r := range rows {
+			xh := (float64(x[r*c+ch]) - mean[ch]) * inv
+			sg += g(r)
+			sgx += g(r) * xh
+		}
+		dbeta[ch], dgamma[ch] = sg, sgx
+		for r := range rows {
+			xh := (float64(x[r*c+ch]) - mean[ch]) * inv
+			dx[r*c+ch] = float64(gamma[ch]) * inv * (g(r) - sg/n - xh*sgx/n)
+		}
+	}
+	return dx, dgamma, dbeta
+}
+
+// softmaxCE returns the mean cross entropy of the rows of logits and its
+// gradient.
+func softmaxCE(rows, classes int, logits []float32, labels []int) (float64, []float64) {
+	grad := make([]float64, rows*classes)
+	var total float64
+	for r := range rows {
+		row := logits[r*classes : (r+1)*classes]
+		m := math.Inf(-1)
+		for _, v := range row {
+			m = max(m, float64(v))
+		}
+		var s float64
+		for _, v := range row {
+			s += math.Exp(float64(v) - m)
+		}
+		lse := m + math.Log(s)
+		total += lse - float64(row[labels[r]])
+		for j, v := range row {
+			p := math.Exp(float64(v) - lse)
+			if j == labels[r] {
+				p--
+			}
+			grad[r*classes+j] = p / float64(rows)
+		}
+	}
+	return total / float64(rows), grad
+}
+
+// l2Ref normalises the rows of x and returns the norms too.
+func l2Ref(rows, cols int, x []float32) (y, norms []float64) {
+	y, norms = make([]float64, rows*cols), make([]float64, rows)
+	for r := range rows {
+		var s float64
+		for _, v := range x[r*cols : (r+1)*cols] {
+			s += float64(v) * float64(v)
+		}
+		norms[r] = max(math.Sqrt(s), 1e-12)
+		for j, v := range x[r*cols : (r+1)*cols] {
+			y[r*cols+j] = float64(v) / norms[r]
+		}
+	}
+	return y, norms
+}
