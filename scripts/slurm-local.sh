@@ -76,8 +76,18 @@ running() {
 	[ -f "$conf" ] && timeout 5 sinfo -h >/dev/null 2>&1
 }
 
+# pid_alive reports whether the process of a pid file runs; signal_pid
+# signals it (the daemons remove their pid files as they exit, so a file may
+# vanish between the two).
 pid_alive() {
-	[ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+	local pid
+	pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+signal_pid() {
+	local pid
+	pid=$(cat "$2" 2>/dev/null) && [ -n "$pid" ] && kill "-$1" "$pid" 2>/dev/null
+	return 0
 }
 
 # cluster_pids lists the processes whose environment holds this cluster's
@@ -203,7 +213,7 @@ stop() {
 	# Stop the daemons by their pid files, then whatever carries this
 	# cluster's SLURM_CONF (job steps, jobs).
 	for f in slurmd.pid slurmctld.pid munge/munged.pid; do
-		pid_alive "$dir/$f" && kill -TERM "$(cat "$dir/$f")" 2>/dev/null || true
+		signal_pid TERM "$dir/$f"
 	done
 	for _ in $(seq 40); do
 		local left=0
@@ -222,7 +232,7 @@ stop() {
 		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
 	fi
 	for f in slurmd.pid slurmctld.pid munge/munged.pid; do
-		pid_alive "$dir/$f" && kill -KILL "$(cat "$dir/$f")" 2>/dev/null || true
+		signal_pid KILL "$dir/$f"
 	done
 	sleep 0.2
 	if [ -n "$(cluster_pids)" ]; then

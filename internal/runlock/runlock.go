@@ -42,7 +42,9 @@
 // a fresh open, which revalidates its attributes, so the attribute cache
 // does not hide a heartbeat). Lustre and GPFS give these too. File systems
 // without hard links (some FUSE and object-store mounts) are refused with
-// a clear error rather than locked unsafely.
+// a clear error rather than locked unsafely. (What the lock guards, the
+// run's files, is written to temporary names and renamed into place, which
+// NFS makes atomic as well.)
 package runlock
 
 import (
