@@ -54,7 +54,7 @@ func TestRunLocked(t *testing.T) {
 	}
 	_, err = RunTask(context.Background(), cfg, 0, CompareOptions{Out: out})
 	check("compare task", err)
-	if tasks, _ := Plan(cfg, CompareOptions{Out: out}); !strings.Contains(tasks[0].Detail, "locked by "+wantHolder) {
+	if tasks, _ := Plan(cfg, CompareOptions{Out: out}); !strings.HasPrefix(tasks[0].Detail, "running: in use by "+wantHolder) {
 		t.Errorf("plan of a locked run: %+v", tasks[0])
 	}
 	cl.Release()

@@ -149,7 +149,11 @@ func (p *plan) run(ctx context.Context, i int) (probed, error) {
 func (p *plan) look(i int) (Task, probed) {
 	t, r := p.state(i)
 	if h, err := runlock.Inspect(t.Dir); err == nil && h != nil {
-		t.Detail = strings.TrimPrefix(t.Detail+"; locked by "+h.String(), "; ")
+		if t.State == TaskDone {
+			t.Detail = "in use by " + h.String()
+		} else {
+			t.Detail = "running: in use by " + h.String()
+		}
 	}
 	return t, r
 }
