@@ -21,6 +21,53 @@
 // t % 4 + 4 m, so every row's statistics stay in 4 threads' registers for the
 // whole sweep and meet in two shuffles at the end.
 //
+// The per-row derivations between the sweeps (log-sum-exps, the loss terms,
+// the backward parameters) and the loss's reduction run on the device too
+// (contrastive_setup, supcon_rows, sincere_u2, sincere_rows,
+// contrastive_loss below), so that a loss and its gradient are a sequence
+// of launches on one stream with no host round trip: the host sorts the
+// rows by label (the labels come from the batch, on the host), uploads the
+// order and the sorted labels, and launches:
+//
+//   n rows of d, np = ceil(n / 64) 64, dp = ceil(d / 32) 32, nb = np / 64,
+//   P = fp32 | tf32 | tf32x3, anchors = rows whose class has 2 or more
+//   (the host's count; no anchors is an error and, for SINCERE and
+//   eps-SupInfoNCE, a single class gives loss -eps and a zero gradient,
+//   both settled on the host without launches), scale = the loss's factor
+//   (tau / b for SupCon with a base temperature b, else 1),
+//   scale2 = log2(e) / tau. Every block has 256 threads.
+//
+//   1. gather_rows<<<min(ceil(np dp / 256), 4096)>>>(z, order, n, d, np, dp,
+//        zs, badInput)                 zs = sorted, padded rows; *badInput =
+//                                      first non-finite index (host sets ~0)
+//   2. contrastive_setup<<<ceil(np / 256)>>>(labels, n, np, positives,
+//        blockLo, blockHi)             |P(i)| per row; per row block the
+//                                      column blocks that hold its classes
+//   3. forward_P<<<nb>>>(zs, labels, n, dp, scale2, negMax, negSum, posMax,
+//        posSum, posSim)
+//   SupCon:
+//   4. supcon_rows<<<ceil(np / 256)>>>(negMax, negSum, posMax, posSum,
+//        posSim, positives, n, np, anchors, scale, term, p0, p1, p2)
+//   SINCERE, eps-SupInfoNCE:
+//   4a. sincere_u2<<<ceil(np / 256)>>>(negMax, negSum, n, np, eps, u2)
+//   4b. positives_P<<<nb>>>(zs, labels, n, dp, scale2, u2, blockLo,
+//         blockHi, spSum, sgSum)
+//   4c. sincere_rows<<<ceil(np / 256)>>>(negMax, negSum, spSum, sgSum, u2,
+//         positives, n, np, anchors, scale, eps, term, p0, p1, p2)
+//   Both:
+//   5. contrastive_loss<<<1>>>(term, n, scale / anchors, loss)
+//        *loss (float64) = scale / anchors sum_i term_i, in a fixed order
+//   6. backward_P_dW<<<(nb, ceil(dp / W))>>>(zs, labels, order, n, d, dp,
+//        scale2, 1 / tau, supcon, p0, p1, p2, grad, badGrad)
+//        W = the smallest of 32, 64, 128 that holds dp, else 256; *badGrad
+//        set when a gradient value is not finite (host sets 0)
+// Device buffers: zs np dp floats; labels, positives np ints; blockLo,
+// blockHi nb ints; negMax, posMax, u2, p0, p1, p2 np floats; negSum,
+// posSum, posSim, spSum, sgSum, term np doubles; loss one double. Steps
+// 4-6 of the rows past n (padding) give them zero terms and parameters that
+// cancel their gradient. A NaN or infinity in the statistics makes the loss
+// NaN: the training step's non-finite guard (sgd_f32) then skips the step.
+//
 // Tile products run in one of three precisions: FP32 (plain FMAs, any GPU),
 // TF32 (tensor cores, sm_80+) and TF32X3 (each operand split into a TF32 high
 // and low part, three products: about FP32's accuracy at three times the
@@ -603,3 +650,164 @@ extern "C" __global__ void l2_normalize_backward(const float* __restrict__ y, co
   for (int k = lane; k < cols; k += 32) dx[(size_t)row * cols + k] = (float)((gr[k] - yr[k] * dot) * inv);
 }
 EMU_REGISTER(l2_normalize_backward)
+
+// ---------------------------------------------------------------------------
+// The per-row derivations and the loss's reduction on the device (see the
+// launch sequence at the top). CPU twin: rowStats.sortLabels, the loss sums
+// of CUDA.Compute and rowStats.gradientParams (internal/kernels/cpu.go,
+// cuda.go).
+
+namespace sincere {
+
+constexpr double LOG2E_D = 1.4426950408889634;
+constexpr double LN2_D = 0.6931471805599453;
+
+// lse2 turns a base-2 online log-sum-exp state (the sum is of 2^(t - m))
+// into a natural log-sum-exp (-inf for an empty set).
+__device__ __forceinline__ double lse2(float m, double sum) {
+  if (sum == 0 || m == -INFINITY) return -INFINITY;
+  return ((double)m + log2(sum)) * LN2_D;
+}
+
+__device__ __forceinline__ double logAddExp(double a, double b) {
+  if (a < b) {
+    const double t = a;
+    a = b;
+    b = t;
+  }
+  if (a == -INFINITY) return a;
+  return a + log1p(exp(b - a));
+}
+
+// classBounds returns the first row of the class of sorted label y and the
+// row past its last, in labels[0, n) (non-decreasing).
+__device__ __forceinline__ void classBounds(const int* __restrict__ labels, int n, int y, int& lo, int& hi) {
+  int a = 0, b = n;  // first row with label >= y
+  while (a < b) {
+    const int mid = (a + b) / 2;
+    if (labels[mid] < y) {
+      a = mid + 1;
+    } else {
+      b = mid;
+    }
+  }
+  lo = a;
+  b = n;  // first row with label > y
+  while (a < b) {
+    const int mid = (a + b) / 2;
+    if (labels[mid] <= y) {
+      a = mid + 1;
+    } else {
+      b = mid;
+    }
+  }
+  hi = a;
+}
+
+}  // namespace sincere
+
+// contrastive_setup sets positives[r] = |P(r)| (the size of sorted row r's
+// class less one; 0 for padding rows r >= n) and, for each row block b <
+// np / 64, blockLo[b] and blockHi[b]: the column blocks (in rows, multiples
+// of 64) from the start of the class of its first row to the end of the
+// class of its last. labels are the sorted class indices (non-decreasing
+// over [0, n), -1 after).
+extern "C" __global__ void __launch_bounds__(sincere::NT)
+    contrastive_setup(const int* __restrict__ labels, int n, int np, int* __restrict__ positives,
+                      int* __restrict__ blockLo, int* __restrict__ blockHi) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= np) return;
+  int lo, hi;
+  if (r < n) {
+    sincere::classBounds(labels, n, labels[r], lo, hi);
+    positives[r] = hi - lo - 1;
+  } else {
+    positives[r] = 0;
+  }
+  if (r < np / sincere::BM) {
+    const int first = r * sincere::BM, last = min(n, first + sincere::BM) - 1;
+    sincere::classBounds(labels, n, labels[first], lo, hi);
+    blockLo[r] = lo / sincere::BM * sincere::BM;
+    sincere::classBounds(labels, n, labels[last], lo, hi);
+    blockHi[r] = (hi + sincere::BM - 1) / sincere::BM * sincere::BM;
+  }
+}
+EMU_REGISTER(contrastive_setup)
+
+// supcon_rows derives SupCon's per-row loss terms and backward parameters
+// from the forward sweep's statistics: with L_i = log(sum over a != i of
+// exp s_ia), term_i = L_i - (sum_p s_ip) / |P(i)|; p0 = scale / anchors,
+// p1 = -L_i log2(e), p2 = c_i = scale / (anchors |P(i)|); rows without
+// positives, and padding, get term 0 and (0, -inf, 0).
+extern "C" __global__ void __launch_bounds__(sincere::NT)
+    supcon_rows(const float* __restrict__ negMax, const double* __restrict__ negSum,
+                const float* __restrict__ posMax, const double* __restrict__ posSum,
+                const double* __restrict__ posSim, const int* __restrict__ positives, int n, int np, int anchors,
+                double scale, double* __restrict__ term, float* __restrict__ p0, float* __restrict__ p1,
+                float* __restrict__ p2) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= np) return;
+  const int pos = r < n ? positives[r] : 0;
+  if (pos == 0) {
+    if (r < n) term[r] = 0;
+    p0[r] = 0.f;
+    p1[r] = -INFINITY;
+    p2[r] = 0.f;
+    return;
+  }
+  const double L = sincere::logAddExp(sincere::lse2(negMax[r], negSum[r]), sincere::lse2(posMax[r], posSum[r]));
+  term[r] = L - posSim[r] * sincere::LN2_D / pos;
+  p0[r] = (float)(scale / anchors);
+  p1[r] = (float)(-L * sincere::LOG2E_D);
+  p2[r] = (float)(scale / anchors / pos);
+}
+EMU_REGISTER(supcon_rows)
+
+// sincere_u2 sets u2[r] = (M_r + eps) log2(e), M_r the log-sum-exp of row
+// r's negatives (0 for padding rows).
+extern "C" __global__ void __launch_bounds__(sincere::NT)
+    sincere_u2(const float* __restrict__ negMax, const double* __restrict__ negSum, int n, int np, double eps,
+               float* __restrict__ u2) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= np) return;
+  u2[r] = r < n ? (float)((sincere::lse2(negMax[r], negSum[r]) + eps) * sincere::LOG2E_D) : 0.f;
+}
+EMU_REGISTER(sincere_u2)
+
+// sincere_rows derives SINCERE's (and eps-SupInfoNCE's) per-row loss terms
+// and backward parameters from the sweeps' statistics: term_i = (sum_p
+// softplus(u_i - s_ip)) / |P(i)| - eps; p0 = c_i = scale / (anchors |P(i)|),
+// p1 = (log(sum_p sigmoid(u_i - s_ip)) - M_i) log2(e), p2 = u2_i; rows
+// without positives, and padding, get term 0 and (0, -inf, u2_i).
+extern "C" __global__ void __launch_bounds__(sincere::NT)
+    sincere_rows(const float* __restrict__ negMax, const double* __restrict__ negSum,
+                 const double* __restrict__ spSum, const double* __restrict__ sgSum, const float* __restrict__ u2,
+                 const int* __restrict__ positives, int n, int np, int anchors, double scale, double eps,
+                 double* __restrict__ term, float* __restrict__ p0, float* __restrict__ p1, float* __restrict__ p2) {
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= np) return;
+  const int pos = r < n ? positives[r] : 0;
+  p2[r] = u2[r];
+  if (pos == 0) {
+    if (r < n) term[r] = 0;
+    p0[r] = 0.f;
+    p1[r] = -INFINITY;
+    return;
+  }
+  term[r] = spSum[r] / pos - eps;
+  p0[r] = (float)(scale / anchors / pos);
+  p1[r] = (float)((log(sgSum[r]) - sincere::lse2(negMax[r], negSum[r])) * sincere::LOG2E_D);
+}
+EMU_REGISTER(sincere_rows)
+
+// contrastive_loss sets *loss = factor sum_{i < n} term_i (factor = scale /
+// anchors), added in a fixed order: thread t takes terms t, t + 256, ...,
+// then a fixed tree. One block.
+extern "C" __global__ void __launch_bounds__(sincere::NT)
+    contrastive_loss(const double* __restrict__ term, int n, double factor, double* __restrict__ loss) {
+  double s = 0;
+  for (int i = threadIdx.x; i < n; i += sincere::NT) s += term[i];
+  s = sincere::blockSum(s);
+  if (threadIdx.x == 0) *loss = s * factor;
+}
+EMU_REGISTER(contrastive_loss)
