@@ -200,13 +200,8 @@ func TestFetchUsesTheGivenFile(t *testing.T) {
 // next fetch, and a cancelled fetch leaves nothing.
 func TestFetchCleansPartialDownloads(t *testing.T) {
 	root := t.TempDir()
-	files := map[string][]byte{}
-	srv := serve(files)
+	srv, n := servedIDXSet(t)
 	defer srv.Close()
-	n, served := fakeIDXSet(t, srv.URL)
-	for k, v := range served {
-		files[k] = v
-	}
 	dir := filepath.Join(root, n.Folder)
 	write(t, filepath.Join(dir, "."+idxFiles[0]+".gz.part-123"), make([]byte, 1000))
 	write(t, filepath.Join(dir, ".extract-9", "half.bin"), make([]byte, 10))

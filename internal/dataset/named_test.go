@@ -141,14 +141,21 @@ func serve(files map[string][]byte) *httptest.Server {
 	}))
 }
 
-func TestFetchVerifyLoad(t *testing.T) {
+// servedIDXSet serves fakeIDXSet's files as published; close the server.
+func servedIDXSet(t *testing.T) (*httptest.Server, *Named) {
+	t.Helper()
 	files := map[string][]byte{}
 	srv := serve(files)
-	defer srv.Close()
 	n, served := fakeIDXSet(t, srv.URL)
 	for k, v := range served {
 		files[k] = v
 	}
+	return srv, n
+}
+
+func TestFetchVerifyLoad(t *testing.T) {
+	srv, n := servedIDXSet(t)
+	defer srv.Close()
 	root := t.TempDir()
 	if loc := n.Locate(root); loc.Found() {
 		t.Fatalf("found before fetching: %+v", loc)

@@ -25,13 +25,7 @@ func rawNpy(descr string, fortran bool, shape string, data []byte) []byte {
 	for (10+len(dict)+1)%64 != 0 {
 		dict += " "
 	}
-	dict += "\n"
-	var b bytes.Buffer
-	b.WriteString("\x93NUMPY\x01\x00")
-	binary.Write(&b, binary.LittleEndian, uint16(len(dict)))
-	b.WriteString(dict)
-	b.Write(data)
-	return b.Bytes()
+	return rawDict(dict, data)
 }
 
 func bytesOf(order binary.ByteOrder, v any) []byte {
@@ -246,7 +240,8 @@ func TestWriteMatrixIsNumPys(t *testing.T) {
 	}
 }
 
-// rawDict builds a version 1.0 .npy file from a header dictionary as given.
+// rawDict builds a version 1.0 .npy file from a header dictionary as given
+// (a newline is added).
 func rawDict(dict string, data []byte) []byte {
 	dict += "\n"
 	var b bytes.Buffer
