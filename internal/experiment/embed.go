@@ -89,6 +89,9 @@ func Embed(ctx context.Context, dir string, o EmbedOptions) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := tr.checkRun(cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ModelFile), err)
+	}
 	name := o.Dataset
 	var classes []int
 	if name == "" || name == cfg.Data.Dataset {
