@@ -38,3 +38,34 @@ func (m *Model) countParams() (int64, error) {
 	}
 	return total, nil
 }
+
+// MaxActivation bounds the values of the largest activation of a forward
+// pass (2^31: 8 GiB of float32; a pass holds several of them).
+const MaxActivation = 1 << 31
+
+// ActivationCount returns the values of the largest activation a forward
+// pass over rows images of shape in produces (for the convolutional
+// encoders, the first layers' output at full resolution), computed from the
+// shapes alone, or an error naming the limit when it is more than
+// MaxActivation: a batch of large images that could not fit is refused
+// before anything is allocated.
+func ActivationCount(cfg Config, in [3]int, rows int) (int64, error) {
+	w := cfg.Width
+	var factors []int
+	switch cfg.Arch {
+	case ArchMLP:
+		factors = []int{rows, max(width(512, w), in[0]*in[1]*in[2])}
+	case ArchCNN:
+		factors = []int{rows, in[1], in[2], max(width(32, w), in[0])}
+	case ArchResNet18:
+		factors = []int{rows, in[1], in[2], max(width(64, w), in[0])}
+	default:
+		return 0, fmt.Errorf("model.arch: unknown architecture %q", cfg.Arch)
+	}
+	n, ok := sizes.Product(MaxActivation, factors...)
+	if !ok {
+		return 0, fmt.Errorf("a batch of %d images of %dx%dx%d makes activations of more than the %d values a %s encoder of width %g may have (fewer images per batch, or smaller ones)",
+			rows, in[0], in[1], in[2], MaxActivation, cfg.Arch, cfg.Width)
+	}
+	return n, nil
+}

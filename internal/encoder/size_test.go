@@ -55,3 +55,18 @@ func TestParamCountMatchesNew(t *testing.T) {
 		}
 	}
 }
+
+// TestActivationCount: the largest activation of a pass, and its bound.
+func TestActivationCount(t *testing.T) {
+	n, err := ActivationCount(Config{Arch: ArchCNN, Width: 1, Embedding: 8}, [3]int{1, 28, 28}, 256)
+	if err != nil || n != 256*28*28*32 {
+		t.Errorf("cnn on MNIST, 256 rows: %d %v", n, err)
+	}
+	n, err = ActivationCount(Config{Arch: ArchMLP, Width: 1, Embedding: 8}, [3]int{3, 32, 32}, 10)
+	if err != nil || n != 10*3072 {
+		t.Errorf("mlp on CIFAR, 10 rows: %d %v", n, err)
+	}
+	if _, err := ActivationCount(Config{Arch: ArchResNet18, Width: 1, Embedding: 8}, [3]int{3, 1024, 1024}, 1024); err == nil || !strings.Contains(err.Error(), "2147483648") {
+		t.Errorf("resnet18 on 1024 x 1024 images, 1024 rows: %v", err)
+	}
+}

@@ -712,7 +712,44 @@ func (c Config) Validate() error {
 	if err := c.Slurm.Validate(); err != nil {
 		return err
 	}
-	return c.Probe.linear().Validate()
+	if err := c.Probe.linear().Validate(); err != nil {
+		return err
+	}
+	return c.checkModelSize()
+}
+
+// checkModelSize refuses, before any data is loaded, a model whose
+// parameters or largest activation (for a training batch of every view, or
+// an evaluation batch of 500 images) would exceed the encoder's limits on
+// the data set's images.
+func (c Config) checkModelSize() error {
+	in, ok := c.Data.inputShape()
+	if !ok {
+		return nil
+	}
+	if _, err := encoder.ParamCount(c.Model, in, encoder.HeadProjection, 0); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	if _, err := encoder.ActivationCount(c.Model, in, max(c.Train.BatchSize*c.Data.Views, 500)); err != nil {
+		return fmt.Errorf("train.batch_size: %w", err)
+	}
+	return nil
+}
+
+// inputShape returns the C, H, W of the images the data configuration
+// gives, where the name alone says it.
+func (d DataConfig) inputShape() ([3]int, bool) {
+	if _, ok := strings.CutPrefix(d.Dataset, dataset.FolderPrefix); ok {
+		return [3]int{d.Channels, d.ImageSize, d.ImageSize}, true
+	}
+	if o, ok, err := dataset.ParseSynthetic(d.Dataset); ok {
+		return [3]int{o.C, o.H, o.W}, err == nil
+	}
+	n, err := dataset.Lookup(d.Dataset)
+	if err != nil {
+		return [3]int{}, false
+	}
+	return [3]int{n.C, n.H, n.W}, true
 }
 
 // Bounds of the training settings: beyond them a count overflows or a run

@@ -267,8 +267,10 @@ func TestSizeSettingsAreBounded(t *testing.T) {
 		{"data.dataset=synthetic:1x4294967296x4294967296", "4096"},
 		{"data.dataset=synthetic:64x4096x4096", "limit"},
 		{"model.head_hidden=1000000", "model.head_hidden: must be 0 (the feature width) to 65536"},
+		{"model.arch=resnet18 model.width=16", "parameters a model may have"},
+		{"data.dataset=folder:/x data.image_size=1024 train.batch_size=1024", "train.batch_size: a batch of 2048 images of 3x1024x1024"},
 	} {
-		if _, err := Load("", "", []string{c.set}); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Load("", "", strings.Fields(c.set)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("--set %s: error %v should say %q", c.set, err, c.want)
 		}
 	}
