@@ -789,7 +789,7 @@ func CheckPlainName(name string) error {
 // sharedKeys are the keys a method may not override: what names the runs,
 // and what every method of a comparison must be trained and evaluated on
 // alike for its table to mean anything.
-var sharedKeys = []string{"name", "methods", "seeds", "overrides", "probe", "data.dataset", "data.classes", "data.image_size", "data.channels"}
+var sharedKeys = []string{"name", "methods", "seeds", "overrides", "probe", "slurm", "data.dataset", "data.classes", "data.image_size", "data.channels"}
 
 // checkOverrides checks every method's overrides before any is used: a
 // known method, a map of known keys of the right types, and none of the

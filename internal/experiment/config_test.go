@@ -240,6 +240,7 @@ func TestSharedKeysAreNotOverridden(t *testing.T) {
 		"overrides: {supcon: {seeds: [2]}}",
 		"overrides: {supcon: {methods: [ce]}}",
 		"overrides: {supcon: {name: other}}",
+		"overrides: {supcon: {slurm: {time: '1:00:00'}}}",
 	} {
 		_, err := Load(writeConfig(t, "methods: [sincere, supcon]\n"+body), "sincere", nil)
 		if err == nil || !strings.Contains(err.Error(), "overrides.supcon.") || !strings.Contains(err.Error(), "shared") {
