@@ -59,6 +59,8 @@ func ActivationCount(cfg Config, in [3]int, rows int) (int64, error) {
 		factors = []int{rows, in[1], in[2], max(width(32, w), in[0])}
 	case ArchResNet18:
 		factors = []int{rows, in[1], in[2], max(width(64, w), in[0])}
+	case ArchResNet50: // the first stage's bottlenecks expand to 4 x 64 channels at full resolution
+		factors = []int{rows, in[1], in[2], max(bottleneckExpansion*width(64, w), in[0])}
 	default:
 		return 0, fmt.Errorf("model.arch: unknown architecture %q", cfg.Arch)
 	}

@@ -66,6 +66,10 @@ func TestActivationCount(t *testing.T) {
 	if err != nil || n != 10*3072 {
 		t.Errorf("mlp on CIFAR, 10 rows: %d %v", n, err)
 	}
+	n, err = ActivationCount(Config{Arch: ArchResNet50, Width: 1, Embedding: 8}, [3]int{3, 32, 32}, 2)
+	if err != nil || n != 2*32*32*256 {
+		t.Errorf("resnet50 on CIFAR, 2 rows: %d %v", n, err)
+	}
 	if _, err := ActivationCount(Config{Arch: ArchResNet18, Width: 1, Embedding: 8}, [3]int{3, 1024, 1024}, 1024); err == nil || !strings.Contains(err.Error(), "2147483648") {
 		t.Errorf("resnet18 on 1024 x 1024 images, 1024 rows: %v", err)
 	}
