@@ -179,6 +179,14 @@ __device__ __forceinline__ double blockSum(double v) {
   return s[0];
 }
 
+// fixedSum returns, in thread 0, the sum of x[0, n) added in a fixed order:
+// thread t takes x[t], x[t + 256], ..., then blockSum. One block of 256.
+__device__ __forceinline__ double fixedSum(const double* __restrict__ x, int n) {
+  double s = 0;
+  for (int i = threadIdx.x; i < n; i += NT) s += x[i];
+  return blockSum(s);
+}
+
 
 #if SINCERE_TC
 // Asynchronous copies (sm_80+): global to shared memory without passing

@@ -242,9 +242,7 @@ EMU_REGISTER(softmax_xent_f32)
 
 extern "C" __global__ void __launch_bounds__(sincere::NT)
     reduce_f64(const double* __restrict__ x, int n, double scale, double* __restrict__ out) {
-  double s = 0;
-  for (int i = threadIdx.x; i < n; i += sincere::NT) s += x[i];
-  s = sincere::blockSum(s);
+  const double s = sincere::fixedSum(x, n);
   if (threadIdx.x == 0) *out = s * scale;
 }
 EMU_REGISTER(reduce_f64)

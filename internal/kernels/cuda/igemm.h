@@ -60,6 +60,20 @@ __device__ __forceinline__ float4 lds4(const float* p) {
 #endif
 }
 
+// quads reads N values of a thread's register tile from shared memory: N / 4
+// float4s, 64 values apart (the thread's quarters of the tile).
+template <int N>
+__device__ __forceinline__ void quads(float (&v)[N], const float* p) {
+#pragma unroll
+  for (int g = 0; g < N / 4; g++) {
+    const float4 q = lds4(p + 64 * g);
+    v[4 * g] = q.x;
+    v[4 * g + 1] = q.y;
+    v[4 * g + 2] = q.z;
+    v[4 * g + 3] = q.w;
+  }
+}
+
 // Vec is where an operand vector starts and how many of its elements exist.
 struct Vec {
   const float* p;  // valid even when n == 0 (nothing is read then)
@@ -238,22 +252,8 @@ struct Block {
 #pragma unroll
       for (int kk = 0; kk < BK; kk++) {
         float a[TM], b[TN];
-#pragma unroll
-        for (int g = 0; g < TM / 4; g++) {
-          const float4 q = lds4(As + kk * SA::LD + ty * 4 + 64 * g);
-          a[4 * g] = q.x;
-          a[4 * g + 1] = q.y;
-          a[4 * g + 2] = q.z;
-          a[4 * g + 3] = q.w;
-        }
-#pragma unroll
-        for (int g = 0; g < TN / 4; g++) {
-          const float4 q = lds4(Bs + kk * SB::LD + tx * 4 + 64 * g);
-          b[4 * g] = q.x;
-          b[4 * g + 1] = q.y;
-          b[4 * g + 2] = q.z;
-          b[4 * g + 3] = q.w;
-        }
+        quads<TM>(a, As + kk * SA::LD + ty * 4);
+        quads<TN>(b, Bs + kk * SB::LD + tx * 4);
 #pragma unroll
         for (int x = 0; x < TM; x++)
 #pragma unroll

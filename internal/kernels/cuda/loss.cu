@@ -805,9 +805,7 @@ EMU_REGISTER(sincere_rows)
 // then a fixed tree. One block.
 extern "C" __global__ void __launch_bounds__(sincere::NT)
     contrastive_loss(const double* __restrict__ term, int n, double factor, double* __restrict__ loss) {
-  double s = 0;
-  for (int i = threadIdx.x; i < n; i += sincere::NT) s += term[i];
-  s = sincere::blockSum(s);
+  const double s = sincere::fixedSum(term, n);
   if (threadIdx.x == 0) *loss = s * factor;
 }
 EMU_REGISTER(contrastive_loss)
