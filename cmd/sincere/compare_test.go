@@ -17,18 +17,18 @@ func TestCompareTaskFlags(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 7 || !strings.HasPrefix(lines[0], "TASK") || !strings.Contains(stderr, "6 tasks: 6 missing") {
+	if len(lines) != 10 || !strings.HasPrefix(lines[0], "TASK") || !strings.Contains(stderr, "9 tasks: 9 missing") {
 		t.Fatalf("plan:\n%s\n%s", stdout, stderr)
 	}
-	if f := strings.Fields(lines[6]); len(f) != 5 || f[0] != "5" || f[1] != "ce" || f[2] != "2" || f[3] != "missing" || f[4] != filepath.Join(out, "quick", "ce-seed2") {
-		t.Errorf("last task: %q", lines[6])
+	if f := strings.Fields(lines[9]); len(f) != 5 || f[0] != "8" || f[1] != "ce" || f[2] != "3" || f[3] != "missing" || f[4] != filepath.Join(out, "quick", "ce-seed3") {
+		t.Errorf("last task: %q", lines[9])
 	}
 	cases := []struct {
 		args []string
 		want string
 	}{
-		{append(base, "--aggregate"), "6 of 6 runs are not done: task 0 " + filepath.Join(out, "quick", "supcon-seed1") + " (missing)"},
-		{append(base, "--task", "6"), "tasks 0 to 5"},
+		{append(base, "--aggregate"), "9 of 9 runs are not done: task 0 " + filepath.Join(out, "quick", "supcon-seed1") + " (missing)"},
+		{append(base, "--task", "9"), "tasks 0 to 8"},
 		{append(base, "--plan", "--aggregate"), "exclude each other"},
 		{append(base, "--task", "0", "--plan"), "exclude each other"},
 	}
