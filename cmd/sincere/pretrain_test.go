@@ -88,7 +88,7 @@ func TestKillAndResume(t *testing.T) {
 		return append(tinyArgs(out, "--set", "train.epochs=3"), extra...)
 	}
 	task := func(out string, extra ...string) []string {
-		return append(append([]string{"compare", "--config", filepath.Join("..", "..", "configs", "quick.yaml"), "--out", out, "--task", "2",
+		return append(append([]string{"compare", "--config", filepath.Join("..", "..", "configs", "quick.yaml"), "--out", out, "--task", "3",
 			"--set", "probe.datasets=[]", "--set", "probe.train_subset=300", "--set", "probe.bootstrap=10", "--set", "probe.linear_epochs=1"}, sets...), extra...)
 	}
 	run := func(args []string) *exec.Cmd {
