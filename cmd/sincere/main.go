@@ -84,7 +84,7 @@ Start with ` + "`sincere loss --help`" + ` to evaluate a loss on saved embedding
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.PersistentFlags().BoolVarP(&e.quiet, "quiet", "q", false, "no progress bars or progress lines")
-	root.AddCommand(newVersionCmd(e), newLossCmd(e), newDataCmd(e), newPretrainCmd(e), newProbeCmd(e), newCompareCmd(e), newSlurmCmd(e), newEmbedCmd(e), newExportCmd(e), newBenchCmd(e))
+	root.AddCommand(newVersionCmd(e), newLossCmd(e), newDataCmd(e), newPretrainCmd(e), newProbeCmd(e), newCompareCmd(e), newSlurmCmd(e), newEmbedCmd(e), newExportCmd(e), newAnalyzeCmd(e), newBenchCmd(e))
 	return root
 }
 

@@ -33,6 +33,11 @@ split:
               not the median of per-image differences (the SINCERE authors'
               sim_median_margin, bootstrap_margin.py; they report its
               absolute value, here the sign is kept)
+  bound       the SINCERE authors' expected_bound (embed_stats.py) on the
+              test embeddings at the run's temperature: the mean over test
+              images i of log(#other-class + 1) + the mean over same-class
+              j != i of log(e^s_ij / (e^s_ij + sum over other-class k of
+              e^s_ik)), from the fused engine's per-row SINCERE terms
 
 each with a 95% bootstrap interval (probe.bootstrap resamples of the test
 set, the authors' protocol). Results go to RUN/probe.json (per-image outcomes to probe.gob), the

@@ -207,3 +207,64 @@ func TestTwoLevelResamplesSeeds(t *testing.T) {
 		t.Errorf("no resamples: %+v", iv)
 	}
 }
+
+// TestBoundIsDirect pins the bound against a direct float64 computation of
+// the authors' expected_bound from the embeddings.
+func TestBoundIsDirect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, c := range []struct {
+		n, d, classes int
+		tau           float64
+	}{{60, 8, 3, 0.1}, {301, 16, 2, 0.2}, {250, 32, 10, 0.05}} {
+		z, labels := clusters(rng, c.n, c.d, c.classes, 1.2)
+		labels[0] = 99 // alone in its class: no term
+		got, err := Bound(z, labels, c.d, c.tau, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !math.IsNaN(got[0]) {
+			t.Errorf("%+v: a row without a same-class partner has term %v", c, got[0])
+		}
+		var sumGot, sumWant float64
+		for i := 1; i < c.n; i++ {
+			s := func(j int) float64 {
+				var dot float64
+				for k := range c.d {
+					dot += float64(z[i*c.d+k]) * float64(z[j*c.d+k])
+				}
+				return dot / c.tau
+			}
+			var negExp float64
+			neg, partners := 0, 0
+			for k := range c.n {
+				if labels[k] != labels[i] {
+					negExp += math.Exp(s(k))
+					neg++
+				}
+			}
+			var logs float64
+			for j := range c.n {
+				if j != i && labels[j] == labels[i] {
+					logs += math.Log(math.Exp(s(j)) / (math.Exp(s(j)) + negExp))
+					partners++
+				}
+			}
+			want := math.Log(float64(neg+1)) + logs/float64(partners)
+			if math.Abs(got[i]-want) > 1e-4*math.Max(1, math.Abs(want)) {
+				t.Fatalf("%+v row %d: %v, direct %v", c, i, got[i], want)
+			}
+			sumGot += got[i]
+			sumWant += want
+		}
+		m := MeanOfDefined(got)(func() []int {
+			idx := make([]int, c.n)
+			for i := range idx {
+				idx[i] = i
+			}
+			return idx
+		}())
+		if math.Abs(m-sumWant/float64(c.n-1)) > 1e-5*math.Max(1, math.Abs(m)) {
+			t.Errorf("%+v: bound %v, direct %v", c, m, sumWant/float64(c.n-1))
+		}
+	}
+}

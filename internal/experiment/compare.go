@@ -297,18 +297,19 @@ func reuseProbe(dir string, cfg Config, method string, seed uint64) (*ProbeRepor
 }
 
 // checkProbe validates a probe read back against its outcomes: each data
-// set has every metric once, with finite values inside [0, 1] and an
-// ordered interval over as many test images as the outcomes hold, which
-// are themselves consistent (one entry per image in every list, 0 or 1
-// for the accuracies, finite similarities).
+// set has every metric once, with finite values inside [-2, 2] (the bound:
+// at most log(n + 1)) and an ordered interval over as many test images as
+// the outcomes hold, which are themselves consistent (one entry per image
+// in every list, 0 or 1 for the accuracies, finite similarities). A probe
+// made before a metric existed fails, so it is made again.
 func checkProbe(p *ProbeReport, outcomes []Outcomes) error {
 	if math.IsNaN(p.MeanCosine) || p.MeanCosine < -1.001 || p.MeanCosine > 1.001 {
 		return fmt.Errorf("mean cosine %v", p.MeanCosine)
 	}
 	for _, o := range outcomes {
 		n := len(o.Labels)
-		if n == 0 || len(o.KNN1) != n || len(o.KNN5) != n || len(o.Linear) != n || len(o.Target) != n || len(o.Noise) != n {
-			return fmt.Errorf("%s: outcomes of %d, %d, %d, %d, %d and %d images", o.Dataset, n, len(o.KNN1), len(o.KNN5), len(o.Linear), len(o.Target), len(o.Noise))
+		if n == 0 || len(o.KNN1) != n || len(o.KNN5) != n || len(o.Linear) != n || len(o.Target) != n || len(o.Noise) != n || len(o.Bound) != n {
+			return fmt.Errorf("%s: outcomes of %d, %d, %d, %d, %d, %d and %d images", o.Dataset, n, len(o.KNN1), len(o.KNN5), len(o.Linear), len(o.Target), len(o.Noise), len(o.Bound))
 		}
 		for _, list := range [][]float64{o.KNN1, o.KNN5, o.Linear} {
 			if slices.ContainsFunc(list, func(v float64) bool { return v != 0 && v != 1 }) {
@@ -326,8 +327,12 @@ func checkProbe(p *ProbeReport, outcomes []Outcomes) error {
 				}
 				k++
 				ok := r.N == n && r.CILow <= r.CIHigh
+				lo, hi := -2.0, 2.0
+				if metric == MetricBound {
+					lo, hi = -math.MaxFloat64, math.Log(float64(n+1))
+				}
 				for _, v := range []float64{r.Value, r.CILow, r.CIHigh} {
-					ok = ok && v >= -2 && v <= 2 // NaN fails too
+					ok = ok && v >= lo && v <= hi // NaN fails too
 				}
 				if !ok {
 					return fmt.Errorf("%s %s: %v [%v, %v] over %d images (the outcomes hold %d)", o.Dataset, metric, r.Value, r.CILow, r.CIHigh, r.N, n)

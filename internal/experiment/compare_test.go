@@ -78,14 +78,14 @@ func TestCompareWritesEverything(t *testing.T) {
 		}
 		checkKeys(part, rows[0])
 	}
-	if len(c.Report.Runs) != 4 || len(c.Report.Results) != 4*2*4 || len(c.Report.Summary) != 2*2*4 {
+	if len(c.Report.Runs) != 4 || len(c.Report.Results) != 4*2*5 || len(c.Report.Summary) != 2*2*5 {
 		t.Errorf("%d runs, %d results, %d summary rows", len(c.Report.Runs), len(c.Report.Results), len(c.Report.Summary))
 	}
 	for _, s := range c.Report.Summary {
 		if s.Seeds != 2 || !(s.CILow <= s.Mean && s.Mean <= s.CIHigh) {
 			t.Errorf("summary row %+v", s)
 		}
-		if s.Metric != MetricMargin && (s.Mean < 0 || s.Mean > 1) {
+		if s.Metric != MetricMargin && s.Metric != MetricBound && (s.Mean < 0 || s.Mean > 1) {
 			t.Errorf("accuracy %+v out of [0, 1]", s)
 		}
 		// The mean is over the seeds' own values, which are the runs' results.
@@ -103,8 +103,8 @@ func TestCompareWritesEverything(t *testing.T) {
 			t.Errorf("summary %+v: mean is not the mean of the per-seed values", s)
 		}
 	}
-	if len(c.Diffs) != 2*4 {
-		t.Errorf("%d SINCERE-SupCon differences, want 8", len(c.Diffs))
+	if len(c.Diffs) != 2*5 {
+		t.Errorf("%d SINCERE-SupCon differences, want 10", len(c.Diffs))
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, CompareMarkdown))
 	for _, want := range []string{"| method |", "| supcon", "| sincere", "synthetic knn1", "sincere - supcon, paired", "| supcon, 2 |", "two-level bootstrap", "loss.png"} {
@@ -164,7 +164,7 @@ func TestProbeErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Results) != 4 || len(o) != 1 || len(o[0].KNN1) != o[0].Labels[0]*0+len(o[0].Labels) || r.MeanCosine >= 1 {
+	if len(r.Results) != 5 || len(o) != 1 || len(o[0].KNN1) != o[0].Labels[0]*0+len(o[0].Labels) || r.MeanCosine >= 1 {
 		t.Errorf("probe report %+v", r)
 	}
 	// probe.json's margin is median(target) - median(noise) of the outcomes.

@@ -35,10 +35,15 @@ const (
 	MetricKNN5   = "knn5"
 	MetricLinear = "linear"
 	MetricMargin = "margin"
+	// MetricBound is the SINCERE authors' expected_bound on the test
+	// embeddings at the run's temperature (evaluate.Bound).
+	MetricBound = "bound"
 )
 
 // Metrics lists the metric names in report order.
-func Metrics() []string { return []string{MetricKNN1, MetricKNN5, MetricLinear, MetricMargin} }
+func Metrics() []string {
+	return []string{MetricKNN1, MetricKNN5, MetricLinear, MetricMargin, MetricBound}
+}
 
 // A run counts as collapsed when its test embeddings point one way (mean
 // pairwise cosine above collapseCosine) or its target and noise
@@ -84,6 +89,7 @@ type Outcomes struct {
 	Labels             []int
 	KNN1, KNN5, Linear []float64 // 1 where right, 0 where wrong
 	Target, Noise      []float32 // largest similarity to own / other class
+	Bound              []float64 // each image's term of the bound (NaN without a same-class partner)
 }
 
 // Statistic returns the bootstrap statistic of a metric.
@@ -95,6 +101,8 @@ func (o *Outcomes) Statistic(metric string) evaluate.Statistic {
 		return evaluate.MeanOf(o.KNN5)
 	case MetricLinear:
 		return evaluate.MeanOf(o.Linear)
+	case MetricBound:
+		return evaluate.MeanOfDefined(o.Bound)
 	}
 	return evaluate.MarginOf(o.Target, o.Noise)
 }
@@ -202,7 +210,7 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 				s.train.C, s.train.H, s.train.W, tr.Input[0], tr.Input[1], tr.Input[2])
 		}
 		rep.Logf("%s: probing %s (%d train, %d test images)", dir, s.name, s.train.Len(), s.test.Len())
-		o, results, meanCos, err := probeOne(m, tr, cfg.Probe, s, cache)
+		o, results, meanCos, err := probeOne(m, tr, cfg, s, cache)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -296,7 +304,8 @@ func probeSets(ctx context.Context, cfg Config, extra []string, fetch *dataset.F
 
 // probeOne evaluates one data set and returns, besides the outcomes and
 // results, the mean pairwise cosine of the test embeddings.
-func probeOne(m *encoder.Model, tr *Trained, pc ProbeConfig, s probeSet, cache *featureCache) (*Outcomes, []ProbeResult, float64, error) {
+func probeOne(m *encoder.Model, tr *Trained, cfg Config, s probeSet, cache *featureCache) (*Outcomes, []ProbeResult, float64, error) {
+	pc := cfg.Probe
 	trF, trE, err := cache.get(m, tr, s.name+"-train", s.train)
 	if err != nil {
 		return nil, nil, 0, err
@@ -314,8 +323,12 @@ func probeOne(m *encoder.Model, tr *Trained, pc ProbeConfig, s probeSet, cache *
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	bound, err := evaluate.Bound(teE.v, teL, teE.d, cfg.Loss.Temperature, cfg.Train.Workers)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("bound: %w", err)
+	}
 	o := &Outcomes{Dataset: s.name, Labels: teL, KNN1: evaluate.Correct(nb.Predict1(), teL),
-		KNN5: evaluate.Correct(nb.PredictWeighted(), teL), Linear: evaluate.Correct(pred, teL), Target: nb.Target, Noise: nb.Noise}
+		KNN5: evaluate.Correct(nb.PredictWeighted(), teL), Linear: evaluate.Correct(pred, teL), Target: nb.Target, Noise: nb.Noise, Bound: bound}
 	var stats []evaluate.Statistic
 	for _, metric := range Metrics() {
 		stats = append(stats, o.Statistic(metric))

@@ -112,3 +112,58 @@ func LossCurves(path, title string, curves []Curve) error {
 	p.Add(plotter.NewGrid())
 	return savePNG(p, path, 7*vg.Inch, 4.5*vg.Inch)
 }
+
+// RepulsionSeries is one loss's intra-class repulsion against the number k
+// of same-class images per class in a batch.
+type RepulsionSeries struct {
+	Loss string
+	// K, Fraction and Share are parallel: the repelled fraction of
+	// same-class pairs and the repulsive share of their gradient at each k.
+	K, Fraction, Share []float64
+}
+
+// RepulsionPlot draws, for each loss, the fraction of same-class pairs its
+// gradient pushes apart (solid) and the repulsive share of the same-class
+// gradient (dashed) against k, on a log2 axis.
+func RepulsionPlot(path, title string, series []RepulsionSeries) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "same-class images per class in a batch (k)"
+	p.Y.Label.Text = "fraction"
+	p.X.Scale = plot.LogScale{}
+	var ticks []plot.Tick
+	for _, s := range series {
+		for _, k := range s.K {
+			if !slices.ContainsFunc(ticks, func(t plot.Tick) bool { return t.Value == k }) {
+				ticks = append(ticks, plot.Tick{Value: k, Label: fmt.Sprint(k)})
+			}
+		}
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.Y.Min, p.Y.Max = 0, 1
+	for i, s := range series {
+		for j, what := range []struct {
+			name string
+			v    []float64
+		}{{"repelled fraction of same-class pairs", s.Fraction}, {"repulsive share of the same-class gradient", s.Share}} {
+			pts := make(plotter.XYs, len(s.K))
+			for q := range s.K {
+				pts[q].X, pts[q].Y = s.K[q], what.v[q]
+			}
+			l, sc, err := plotter.NewLinePoints(pts)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			l.Color, sc.Color = plotutil.Color(i), plotutil.Color(i)
+			l.Width = vg.Points(1.5)
+			if j == 1 {
+				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			}
+			p.Add(l, sc)
+			p.Legend.Add(s.Loss+": "+what.name, l)
+		}
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Add(plotter.NewGrid())
+	return savePNG(p, path, 7*vg.Inch, 4.5*vg.Inch)
+}

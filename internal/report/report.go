@@ -148,6 +148,13 @@ const MarginDefinition = "margin = median(target) - median(noise) over the test 
 	"(the SINCERE authors' sim_median_margin in bootstrap_margin.py, which reports its absolute value; " +
 	"here the sign is kept, so a run whose noise beats its target shows a negative margin)."
 
+// BoundDefinition says what the bound metric is.
+const BoundDefinition = "bound = the SINCERE authors' expected_bound (embed_stats.py) on the test embeddings at the run's " +
+	"temperature: the mean over test images i of log(#other-class + 1) + the mean over same-class j != i of " +
+	"log(e^(s_ij) / (e^(s_ij) + sum over other-class k of e^(s_ik))), s = z.z/tau; log(#other-class + 1) minus i's mean " +
+	"SINCERE term, which the paper relates to the symmetrised KL divergence between a class and the rest. " +
+	"Its per-run interval resamples the test images, each term computed against the whole test set."
+
 // Markdown renders the summary as a table (methods as rows, data set x
 // metric as columns, mean over seeds with its two-level interval), the
 // per-seed values, every paired difference with whether it is significant,
@@ -185,6 +192,9 @@ func Markdown(c *Comparison, diffs []Difference, collapsed []Collapsed) string {
 		"the seeds resampled, then the test images within each resampled run, so it covers both training "+
 		"randomness and the test set]. Accuracies in %%.\n\n", seeds, c.Resamples)
 	b.WriteString(MarginDefinition + "\n\n")
+	if slices.ContainsFunc(cols, func(k col) bool { return k.metric == "bound" }) {
+		b.WriteString(BoundDefinition + "\n\n")
+	}
 	flagged := map[string]bool{}
 	for _, x := range collapsed {
 		flagged[x.Method] = true

@@ -25,6 +25,7 @@ type LossEngine struct {
 	zs, zt  []float32 // label-sorted Z, padded (np x dp), and its transposed blocks
 	rows    fused.RowStats
 	scratch []*cpuWorker
+	term    []float64 // each sorted row's mean loss term (terms)
 }
 
 // cpuWorker is one goroutine's scratch: a similarity tile, the gradient rows
@@ -88,55 +89,18 @@ func (c *LossEngine) tileFor(n int) int {
 // with the given labels, and when grad is not nil (n x d) writes dL/dZ into
 // it. Rows are used as given: callers L2-normalise them.
 func (c *LossEngine) Compute(p kernels.Params, z []float32, n, d int, labels []int, grad []float32) (kernels.Result, error) {
-	if err := p.Validate(); err != nil {
-		return kernels.Result{}, err
-	}
-	if err := kernels.CheckInputs(z, n, d, labels); err != nil {
-		return kernels.Result{}, err
-	}
 	if grad != nil && len(grad) != n*d {
 		return kernels.Result{}, fmt.Errorf("gradient buffer holds %d values, want %d", len(grad), n*d)
 	}
-	st := &c.rows
-	t := c.tileFor(n)
-	nb := (n + t - 1) / t
-	np := nb * t
-	dp := (d + 15) &^ 15
-	anchors, res, done, err := st.Begin(p, labels, np, grad)
+	sw, anchors, res, done, err := c.forward(p, z, n, d, labels, grad)
 	if done {
 		return res, err
 	}
-	eps := p.Margin()
-
-	c.layout(z, n, d, t, np, dp)
-	st.Resize(np)
-	c.workerScratch(t, dp)
-	sw := &sweep{c: c, n: n, d: d, t: t, nb: nb, dp: dp, alpha: float32(1 / p.Temperature), supcon: p.Loss == kernels.SupCon}
-
-	// Sweep 1: online log-sum-exp over negatives and positives of every row.
-	sw.run(sw.forward)
-	for r := range n {
-		st.LseNeg[r] = fused.LSE(st.NegMax[r], st.NegSum[r])
-		st.LsePos[r] = fused.LSE(st.PosMax[r], st.PosSum[r])
-	}
+	st := &c.rows
 	var total float64 // sum over anchors of their mean loss term, in row order
-	if sw.supcon {
-		sumPos := st.PositiveSimilarities(z, d, p.Temperature)
-		for r := range n {
-			if st.Positives[r] > 0 {
-				total += kernels.LogAddExp(st.LseNeg[r], st.LsePos[r]) - sumPos[r]/float64(st.Positives[r])
-			}
-		}
-	} else {
-		// Sweep 2: l_ip = softplus(u_i - s_ip) - eps with u_i = M_i + eps.
-		for r := range n {
-			st.U[r] = float32(st.LseNeg[r] + eps)
-		}
-		sw.run(sw.positives)
-		for r := range n {
-			if st.Positives[r] > 0 {
-				total += st.SpSum[r]/float64(st.Positives[r]) - eps
-			}
+	for r, term := range c.terms(sw, p, z) {
+		if st.Positives[r] > 0 {
+			total += term
 		}
 	}
 	scale := p.Scale()
@@ -147,6 +111,70 @@ func (c *LossEngine) Compute(p kernels.Params, z []float32, n, d int, labels []i
 		sw.run(sw.backward)
 	}
 	return res, nil
+}
+
+// forward checks a call, sorts and lays out the rows and runs sweep 1: the
+// online log-sum-exps over every row's negatives and positives. done says
+// that the call needs no sweeps and that res and err are its answer (see
+// fused.RowStats.Begin).
+func (c *LossEngine) forward(p kernels.Params, z []float32, n, d int, labels []int, grad []float32) (sw *sweep, anchors int, res kernels.Result, done bool, err error) {
+	if err := p.Validate(); err != nil {
+		return nil, 0, kernels.Result{}, true, err
+	}
+	if err := kernels.CheckInputs(z, n, d, labels); err != nil {
+		return nil, 0, kernels.Result{}, true, err
+	}
+	st := &c.rows
+	t := c.tileFor(n)
+	nb := (n + t - 1) / t
+	np := nb * t
+	dp := (d + 15) &^ 15
+	anchors, res, done, err = st.Begin(p, labels, np, grad)
+	if done {
+		return nil, anchors, res, done, err
+	}
+	c.layout(z, n, d, t, np, dp)
+	st.Resize(np)
+	c.workerScratch(t, dp)
+	sw = &sweep{c: c, n: n, d: d, t: t, nb: nb, dp: dp, alpha: float32(1 / p.Temperature), supcon: p.Loss == kernels.SupCon}
+	sw.run(sw.forward)
+	for r := range n {
+		st.LseNeg[r] = fused.LSE(st.NegMax[r], st.NegSum[r])
+		st.LsePos[r] = fused.LSE(st.PosMax[r], st.PosSum[r])
+	}
+	return sw, anchors, res, false, nil
+}
+
+// terms returns each sorted row's mean loss term over its positives,
+// (1/|P(i)|) sum_p l_ip before the scale, meaningful for the anchors; for
+// SINCERE and eps-SupInfoNCE it runs sweep 2.
+func (c *LossEngine) terms(sw *sweep, p kernels.Params, z []float32) []float64 {
+	st, n := &c.rows, sw.n
+	c.term = fused.Grow(c.meter, c.term, n)
+	out := c.term
+	if sw.supcon {
+		sumPos := st.PositiveSimilarities(z, sw.d, p.Temperature)
+		for r := range n {
+			out[r] = 0
+			if st.Positives[r] > 0 {
+				out[r] = kernels.LogAddExp(st.LseNeg[r], st.LsePos[r]) - sumPos[r]/float64(st.Positives[r])
+			}
+		}
+		return out
+	}
+	// Sweep 2: l_ip = softplus(u_i - s_ip) - eps with u_i = M_i + eps.
+	eps := p.Margin()
+	for r := range n {
+		st.U[r] = float32(st.LseNeg[r] + eps)
+	}
+	sw.run(sw.positives)
+	for r := range n {
+		out[r] = 0
+		if st.Positives[r] > 0 {
+			out[r] = st.SpSum[r]/float64(st.Positives[r]) - eps
+		}
+	}
+	return out
 }
 
 // layout writes the label-sorted, zero-padded copy of z (np x dp) and, per
