@@ -13,11 +13,12 @@ evaluation mode on the same inputs and compares, to --tol (1e-4):
   features    the encoder's output
   embeddings  normalize(head(features)), or normalize(features) for a ce run
 
-The ResNet-18 is the SINCERE authors' SupConResNet / SupCEResNet layout
+The ResNet-18 and -50 are the SINCERE authors' SupConResNet / SupCEResNet layout
 (networks/resnet_big.py in tufts-ml/SupContrast and HobbitLong/SupContrast):
-the same module names, a 3x3 stride-1 stem without max-pooling, BasicBlocks
-with a 1x1 convolution + batch norm shortcut where the shape changes, global
-average pooling, and the head Linear-ReLU-Linear. The cnn and mlp are this
+the same module names, a 3x3 stride-1 stem without max-pooling, basic blocks
+(ResNet-18) or bottlenecks (ResNet-50) with a 1x1 convolution + batch norm
+shortcut where the shape changes, global average pooling, and the head
+Linear-ReLU-Linear. The cnn and mlp are this
 project's own small networks, defined here with the names internal/export
 documents. Written for this project; it needs only torch and numpy
 (Debian: apt-get install python3-torch). The safetensors package is used when
@@ -92,18 +93,51 @@ class Block(nn.Module):
         return F.relu(y + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
-    def __init__(self, channels, width):
+class Bottleneck(nn.Module):
+    """ResNet-50's block: 1x1 down to planes, 3x3 (with the stride), 1x1 up to 4 x planes, plus a shortcut."""
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        cout = 4 * planes
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return F.relu(y + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """The CIFAR ResNet: 3x3 stride-1 stem without max-pooling, four stages, global average pooling."""
+
+    def __init__(self, channels, width, bottleneck):
         super().__init__()
         c = scaled(64, width)
         self.conv1 = nn.Conv2d(channels, c, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c)
         cin = c
+        counts = [3, 4, 6, 3] if bottleneck else [2, 2, 2, 2]
         for stage, mult in enumerate([1, 2, 4, 8]):
-            cout = scaled(64 * mult, width)
-            first = 1 if stage == 0 else 2
-            setattr(self, "layer%d" % (stage + 1), nn.Sequential(Block(cin, cout, first), Block(cout, cout, 1)))
-            cin = cout
+            planes = scaled(64 * mult, width)
+            blocks = []
+            for i in range(counts[stage]):
+                stride = 2 if (i == 0 and stage > 0) else 1
+                if bottleneck:
+                    blocks.append(Bottleneck(cin, planes, stride))
+                    cin = 4 * planes
+                else:
+                    blocks.append(Block(cin, planes, stride))
+                    cin = planes
+            setattr(self, "layer%d" % (stage + 1), nn.Sequential(*blocks))
         self.dim = cin
 
     def forward(self, x):
@@ -155,8 +189,8 @@ class Network(nn.Module):
         c, h, w = (int(v) for v in meta["input"].split("x"))
         width = float(meta["width"])
         arch = meta["arch"]
-        if arch == "resnet18":
-            self.encoder = ResNet18(c, width)
+        if arch in ("resnet18", "resnet50"):
+            self.encoder = ResNet(c, width, arch == "resnet50")
         elif arch == "cnn":
             self.encoder = SmallCNN(c, width)
         elif arch == "mlp":

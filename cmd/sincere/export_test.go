@@ -107,6 +107,7 @@ func TestTorchCheck(t *testing.T) {
 		{"sincere", "cnn", "synthetic"},
 		{"supcon", "mlp", "synthetic:3x32x32"}, // 3 channels: the HWC to CHW reordering
 		{"sincere", "resnet18", "synthetic:3x32x32"},
+		{"supcon", "resnet50", "synthetic"},
 		{"ce", "resnet18", "synthetic"},
 	} {
 		t.Run(c.method+"-"+c.arch, func(t *testing.T) {

@@ -2,7 +2,8 @@
 // re-lays-out a model's parameters and batch-norm statistics into the
 // state dict of a PyTorch module, written as safetensors.
 //
-// The ResNets map onto the SINCERE authors' SupConResNet (and SupCEResNet
+// The ResNets (18: basic blocks; 50: bottlenecks) map onto the SINCERE
+// authors' SupConResNet (and SupCEResNet
 // for the cross-entropy baseline) of networks/resnet_big.py in
 // tufts-ml/SupContrast and HobbitLong/SupContrast, so that
 // model.load_state_dict(tensors, strict=True) accepts the file. The cnn
@@ -28,7 +29,7 @@
 //	every architecture: head.fc1 -> head.0, head.fc2 -> head.2 (the projection
 //	                    head: Linear, ReLU, Linear; the embedding is its output,
 //	                    L2-normalised), head.fc -> fc (the ce classifier)
-//	resnet18:           encoder.stem.conv -> encoder.conv1, encoder.stem.bn ->
+//	resnet18, resnet50: encoder.stem.conv -> encoder.conv1, encoder.stem.bn ->
 //	                    encoder.bn1, <block>.shortcut.conv -> <block>.shortcut.0,
 //	                    <block>.shortcut.bn -> <block>.shortcut.1
 //	cnn:                none (encoder.conv1..3, encoder.bn1..3: Conv2d 3x3 with
@@ -66,6 +67,7 @@ var resnetRenames = []Rename{
 // head's. An architecture missing here cannot be exported.
 var Renames = map[string][]Rename{
 	encoder.ArchResNet18: resnetRenames,
+	encoder.ArchResNet50: resnetRenames,
 	encoder.ArchCNN:      nil,
 	encoder.ArchMLP:      nil,
 }

@@ -24,11 +24,12 @@ func model(t *testing.T, arch, head string, in [3]int) *encoder.Model {
 	return m
 }
 
-// authorsResNet18Keys lists the state dict keys of the authors'
-// SupConResNet('resnet18') (networks/resnet_big.py), or of SupCEResNet
-// with classifier: the stem, two basic blocks per stage with a projection
-// shortcut where the shape changes, then the head.
-func authorsResNet18Keys(classifier bool) []string {
+// authorsResNetKeys lists the state dict keys of the authors'
+// SupConResNet('resnet18' or 'resnet50') (networks/resnet_big.py), or of
+// SupCEResNet with classifier: the stem, basic blocks (2, 2, 2, 2) or
+// bottlenecks (3, 4, 6, 3) per stage with a projection shortcut where the
+// shape changes (every stage's first bottleneck), then the head.
+func authorsResNetKeys(arch string, classifier bool) []string {
 	bn := func(p string) []string {
 		var out []string
 		for _, s := range []string{"weight", "bias", "running_mean", "running_var", "num_batches_tracked"} {
@@ -37,14 +38,18 @@ func authorsResNet18Keys(classifier bool) []string {
 		return out
 	}
 	keys := append([]string{"encoder.conv1.weight"}, bn("encoder.bn1")...)
+	blocks, convs := []int{2, 2, 2, 2}, 2
+	if arch == encoder.ArchResNet50 {
+		blocks, convs = []int{3, 4, 6, 3}, 3
+	}
 	for layer := 1; layer <= 4; layer++ {
-		for block := range 2 {
+		for block := range blocks[layer-1] {
 			p := fmt.Sprintf("encoder.layer%d.%d", layer, block)
-			keys = append(keys, p+".conv1.weight")
-			keys = append(keys, bn(p+".bn1")...)
-			keys = append(keys, p+".conv2.weight")
-			keys = append(keys, bn(p+".bn2")...)
-			if layer > 1 && block == 0 {
+			for c := 1; c <= convs; c++ {
+				keys = append(keys, fmt.Sprintf("%s.conv%d.weight", p, c))
+				keys = append(keys, bn(fmt.Sprintf("%s.bn%d", p, c))...)
+			}
+			if block == 0 && (layer > 1 || convs == 3) {
 				keys = append(keys, p+".shortcut.0.weight")
 				keys = append(keys, bn(p+".shortcut.1")...)
 			}
@@ -68,17 +73,22 @@ func names(ts []safetensors.Tensor) []string {
 }
 
 func TestResNetNamesAreTheAuthors(t *testing.T) {
-	for _, head := range []string{encoder.HeadProjection, encoder.HeadClassifier} {
-		m := model(t, encoder.ArchResNet18, head, [3]int{3, 8, 8})
+	for _, c := range []struct{ arch, head string }{{encoder.ArchResNet18, encoder.HeadProjection},
+		{encoder.ArchResNet18, encoder.HeadClassifier}, {encoder.ArchResNet50, encoder.HeadProjection}} {
+		arch, head := c.arch, c.head
+		m := model(t, arch, head, [3]int{3, 8, 8})
 		ts, err := PyTorch(m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := authorsResNet18Keys(head == encoder.HeadClassifier)
+		want := authorsResNetKeys(arch, head == encoder.HeadClassifier)
 		if got := names(ts); !slices.Equal(got, want) {
-			t.Errorf("%s: keys\n%v\nwant\n%v", head, got, want)
+			t.Errorf("%s %s: keys\n%v\nwant\n%v", arch, head, got, want)
 		}
 		for _, x := range ts {
+			if arch == encoder.ArchResNet50 {
+				continue
+			}
 			switch x.Name {
 			case "encoder.conv1.weight": // 64 * 0.125 = 8 filters over 3 channels, 3x3
 				if !slices.Equal(x.Shape, []int{8, 3, 3, 3}) {
