@@ -53,17 +53,7 @@ func ReferencePairStats(p Params, z []float64, n, d int, labels []int) (PairStat
 	if err := CheckInputs(z, n, d, labels); err != nil {
 		return PairStats{}, err
 	}
-	positives, anchors := make([]int, n), 0
-	for i := range n {
-		for j := range n {
-			if j != i && labels[j] == labels[i] {
-				positives[i]++
-			}
-		}
-		if positives[i] > 0 {
-			anchors++
-		}
-	}
+	positives, anchors := countPositives(labels)
 	if anchors == 0 {
 		return PairStats{}, ErrNoAnchors
 	}

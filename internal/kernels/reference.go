@@ -24,18 +24,7 @@ func Reference(p Params, z []float64, n, d int, labels []int) (float64, []float6
 			s[i*n+j] = dot / tau
 		}
 	}
-	positives := make([]int, n)
-	anchors := 0
-	for i := range n {
-		for j := range n {
-			if j != i && labels[j] == labels[i] {
-				positives[i]++
-			}
-		}
-		if positives[i] > 0 {
-			anchors++
-		}
-	}
+	positives, anchors := countPositives(labels)
 	if anchors == 0 {
 		return 0, nil, 0, ErrNoAnchors
 	}
@@ -131,4 +120,21 @@ func LogAddExp(a, b float64) float64 {
 		return a
 	}
 	return a + math.Log1p(math.Exp(b-a))
+}
+
+// countPositives returns |P(i)| for every row, by brute force, and |A|.
+func countPositives(labels []int) ([]int, int) {
+	n := len(labels)
+	positives, anchors := make([]int, n), 0
+	for i := range n {
+		for j := range n {
+			if j != i && labels[j] == labels[i] {
+				positives[i]++
+			}
+		}
+		if positives[i] > 0 {
+			anchors++
+		}
+	}
+	return positives, anchors
 }
