@@ -24,14 +24,18 @@ CUDA_FAMILIES := loss elementwise norm gemm conv
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sincere
 
+# The experiment tests that train on the CUDA device (the emulator here).
+GPU_TRAIN_TESTS := OnTheGPU|AcrossDevices
+
 ## test: formatting, vet (both kernel builds and a non-amd64 build) and every
 ## test, the CUDA kernels' included (on the CPU emulator, which needs g++)
 test: lint
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags purego ./internal/kernels/...
 	@if command -v g++ >/dev/null; then \
-		echo "$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ ./internal/kernels/cuda/"; \
-		$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ ./internal/kernels/cuda/; \
+		echo "$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ ./internal/kernels/cuda/ && $(GO) test -count=1 -tags gpuemu -run '$(GPU_TRAIN_TESTS)' ./internal/experiment/"; \
+		$(GO) test -count=1 -tags gpuemu ./internal/cudaemu/ ./internal/kernels/cuda/ && \
+		$(GO) test -count=1 -tags gpuemu -run '$(GPU_TRAIN_TESTS)' ./internal/experiment/; \
 	elif [ -n "$$SINCERE_REQUIRE_GPU_TOOLS" ]; then \
 		echo "make test: g++ is missing (scripts/install-cuda-toolkit.sh installs it)" >&2; exit 1; \
 	else \

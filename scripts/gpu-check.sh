@@ -128,7 +128,7 @@ if command -v compute-sanitizer >/dev/null && [ "$(left)" -gt 90 ]; then
 	log "compute-sanitizer memcheck, racecheck"
 	{
 		timeout $(($(left) / 2)) compute-sanitizer --tool memcheck --error-exitcode 3 \
-			"$BIN/cuda.test" -test.run 'TestCUDAForwardOnlyAndRepeat|TestCUDAL2Normalize' -test.count=1
+			"$BIN/cuda.test" -test.run 'TestCUDAForwardOnlyAndRepeat|TestDeviceConformance/fp32/L2Normalize' -test.count=1
 		echo "memcheck exit $?"
 		timeout $(($(left) - 15)) compute-sanitizer --tool racecheck --error-exitcode 3 \
 			"$BIN/cuda.test" -test.run 'TestCUDAForwardOnlyAndRepeat' -test.count=1

@@ -207,6 +207,8 @@ func newBenchTrainCmd(e *env) *cobra.Command {
 		cfgPaths []string
 		method   string
 		sets     []string
+		device   string
+		asJSON   bool
 		o        benchmark.TrainOptions
 	)
 	cmd := &cobra.Command{
@@ -216,26 +218,34 @@ func newBenchTrainCmd(e *env) *cobra.Command {
 --steps after --warmup): images/s (source images) and views/s, the GFLOP/s of
 the step's matrix products (convolutions, linear layers and the fused loss,
 counted analytically), that rate as a fraction of this CPU's SGEMM rate
-measured in the same run, and where the time goes, by phase and by layer.
-Data a configuration names can be replaced, e.g. by synthetic images of the
-same shape: --set data.dataset=synthetic:3x32x32.`,
+measured in the same run (on a GPU also as a fraction of its TF32 or FP32
+peak), the most device memory held, and where the time goes, by phase and by
+layer (timed by the device: events on a GPU). Data a configuration names can
+be replaced, e.g. by synthetic images of the same shape:
+--set data.dataset=synthetic:3x32x32. --device chooses where the steps run
+(the configuration's train.device is ignored: cpu unless --device says).`,
 		Example: `  sincere bench train --config configs/quick.yaml --set train.batch_size=256
-  sincere bench train --config configs/cifar10-resnet18.yaml --set data.dataset=synthetic:3x32x32 --set train.batch_size=64`,
+  sincere bench train --config configs/cifar10-resnet18.yaml --set data.dataset=synthetic:3x32x32 --set train.batch_size=64
+  sincere-cuda bench train --device cuda --config configs/cifar10-resnet50.yaml --set data.dataset=synthetic:3x32x32 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rs []*benchmark.TrainResult
 			for _, p := range cfgPaths {
-				cfg, m, err := experiment.LoadMethod(p, method, append([]string{"train.device=cpu"}, sets...))
+				cfg, m, err := experiment.LoadMethod(p, method, append([]string{"train.device=" + device}, sets...))
 				if err != nil {
 					return err
 				}
 				o.Method = m
-				e.logf("bench: %s, %s on %s, batch %d x %d views", p, cfg.Model.Arch, cfg.Data.Dataset, cfg.Train.BatchSize, cfg.Data.Views)
+				e.logf("bench: %s, %s on %s, batch %d x %d views, device %s", p, cfg.Model.Arch, cfg.Data.Dataset, cfg.Train.BatchSize, cfg.Data.Views, device)
 				r, err := benchmark.RunTrain(cmd.Context(), cfg, o)
 				if err != nil {
 					return err
 				}
+				r.Config = p
 				rs = append(rs, r)
+			}
+			if asJSON {
+				return benchmark.WriteTrainJSON(e.stdout, rs)
 			}
 			return benchmark.WriteTrain(e.stdout, rs)
 		},
@@ -246,6 +256,8 @@ same shape: --set data.dataset=synthetic:3x32x32.`,
 	f.StringArrayVar(&sets, "set", nil, "override a key, e.g. --set train.batch_size=256 (repeatable)")
 	f.IntVar(&o.Steps, "steps", 7, "timed steps")
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed steps first")
+	f.StringVar(&device, "device", kernels.DeviceCPU, "cpu, cuda or auto")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per configuration instead of the table")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

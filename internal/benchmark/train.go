@@ -3,6 +3,7 @@ package benchmark
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -25,27 +26,39 @@ type TrainOptions struct {
 
 // TrainResult is what one pretraining step costs.
 type TrainResult struct {
-	Arch                      string
-	Input                     [3]int
-	Batch, Views              int
-	Params                    int
-	StepMS, MinMS, MaxMS      float64
-	ImagesPerSec, ViewsPerSec float64
-	GFLOPPerStep, GFLOPS      float64
-	// GemmGFLOPS is the CPU's SGEMM rate measured in the same run, on
+	// Config is the configuration file (set by the caller).
+	Config string `json:"config,omitempty"`
+	// Device describes where the steps ran.
+	Device       string  `json:"device"`
+	Arch         string  `json:"arch"`
+	Input        [3]int  `json:"input"`
+	Batch        int     `json:"batch"`
+	Views        int     `json:"views"`
+	Params       int     `json:"params"`
+	StepMS       float64 `json:"step_ms"`
+	MinMS        float64 `json:"min_ms"`
+	MaxMS        float64 `json:"max_ms"`
+	ImagesPerSec float64 `json:"images_per_sec"`
+	ViewsPerSec  float64 `json:"views_per_sec"`
+	GFLOPPerStep float64 `json:"gflop_per_step"`
+	GFLOPS       float64 `json:"gflops"`
+	// GemmGFLOPS is the device's SGEMM rate measured in the same run, on
 	// 1024 x 1024 x 256 products, for the fraction.
-	GemmGFLOPS float64
+	GemmGFLOPS float64 `json:"gemm_gflops"`
+	// PeakGFLOPS is a GPU's datasheet peak for its matrix products (TF32
+	// tensor cores, or FP32), at its clock; 0 on the CPU.
+	PeakGFLOPS float64 `json:"peak_gflops,omitempty"`
 	// DeviceMiB is the most device memory the run held.
-	DeviceMiB float64
+	DeviceMiB float64 `json:"device_mib"`
 	// Phases and Layers say where the time of the timed steps went.
-	Phases []Share
-	Layers []Share
+	Phases []Share `json:"phases"`
+	Layers []Share `json:"layers"`
 }
 
 // Share is a part of the step time.
 type Share struct {
-	Name string
-	MS   float64
+	Name string  `json:"name"`
+	MS   float64 `json:"ms"`
 }
 
 // RunTrain times full pretraining steps (both views, forward, loss,
@@ -99,13 +112,24 @@ func RunTrain(ctx context.Context, cfg experiment.Config, o TrainOptions) (*Trai
 	if err != nil {
 		return nil, err
 	}
-	r := &TrainResult{Arch: cfg.Model.Arch, Input: m.Input, Batch: b.Size, Views: b.Views, Params: m.ParamCount(),
+	dev := t.Device()
+	r := &TrainResult{Device: dev.Describe(), Arch: cfg.Model.Arch, Input: m.Input, Batch: b.Size, Views: b.Views, Params: m.ParamCount(),
 		StepMS: med, MinMS: times[0], MaxMS: times[len(times)-1],
 		ImagesPerSec: float64(b.Size) / (med / 1e3), ViewsPerSec: float64(rows) / (med / 1e3),
 		GFLOPPerStep: flops / 1e9, GFLOPS: flops / (med / 1e3) / 1e9, GemmGFLOPS: rate,
-		DeviceMiB: float64(t.Device().MemStats().Peak) / (1 << 20)}
+		DeviceMiB: float64(dev.MemStats().Peak) / (1 << 20)}
+	if g, ok := dev.(gpu); ok {
+		flops, _ := g.Info().PeakRates(g.Precision())
+		r.PeakGFLOPS = flops / 1e9
+	}
 	r.Phases, r.Layers = phases(spans, float64(o.Steps))
 	return r, nil
+}
+
+// gpu is a device that describes a GPU: the CUDA device.
+type gpu interface {
+	Info() kernels.GPUInfo
+	Precision() string
 }
 
 // phases splits the timer's spans of the timed steps into the step's
@@ -179,20 +203,36 @@ func gemmRate(dev kernels.Device) (float64, error) {
 	return 2 * m * n * k / best.Seconds() / 1e9, nil
 }
 
-// WriteTrain prints a result: the table line, then where the time goes.
+// WriteTrain prints the results: a table line each, then where the time
+// goes.
 func WriteTrain(w io.Writer, rs []*TrainResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "arch\tinput\tbatch\tparams\tms/step\timages/s\tviews/s\tGFLOP/step\tGFLOP/s\tSGEMM GFLOP/s\tof SGEMM\t")
+	fmt.Fprintln(tw, "arch\tinput\tbatch\tparams\tms/step\timages/s\tviews/s\tGFLOP/step\tGFLOP/s\tSGEMM GFLOP/s\tof SGEMM\tof peak\tdevice MiB\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%dx%dx%d\t%dx%d\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.0f%%\t\n", r.Arch, r.Input[0], r.Input[1], r.Input[2],
-			r.Batch, r.Views, r.Params, r.StepMS, r.ImagesPerSec, r.ViewsPerSec, r.GFLOPPerStep, r.GFLOPS, r.GemmGFLOPS, 100*r.GFLOPS/r.GemmGFLOPS)
+		peak := "-"
+		if r.PeakGFLOPS > 0 {
+			peak = fmt.Sprintf("%.1f%%", 100*r.GFLOPS/r.PeakGFLOPS)
+		}
+		fmt.Fprintf(tw, "%s\t%dx%dx%d\t%dx%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f\t\n", r.Arch, r.Input[0], r.Input[1], r.Input[2],
+			r.Batch, r.Views, r.Params, r.StepMS, r.ImagesPerSec, r.ViewsPerSec, r.GFLOPPerStep, r.GFLOPS, r.GemmGFLOPS, 100*r.GFLOPS/r.GemmGFLOPS, peak, r.DeviceMiB)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, r := range rs {
-		fmt.Fprintf(w, "\n%s step %.0f ms (median; range %.0f-%.0f):\n  phases: %s\n  layers: %s\n", r.Arch, r.StepMS, r.MinMS, r.MaxMS,
+		fmt.Fprintf(w, "\n%s on %s: step %.1f ms (median; range %.1f-%.1f):\n  phases: %s\n  layers: %s\n", r.Arch, r.Device, r.StepMS, r.MinMS, r.MaxMS,
 			shares(r.Phases, r.StepMS), shares(r.Layers, r.StepMS))
+	}
+	return nil
+}
+
+// WriteTrainJSON prints one JSON object per result.
+func WriteTrainJSON(w io.Writer, rs []*TrainResult) error {
+	enc := json.NewEncoder(w)
+	for _, r := range rs {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -200,7 +240,7 @@ func WriteTrain(w io.Writer, rs []*TrainResult) error {
 func shares(s []Share, total float64) string {
 	parts := make([]string, len(s))
 	for i, x := range s {
-		parts[i] = fmt.Sprintf("%s %.0f ms (%.0f%%)", x.Name, x.MS, 100*x.MS/total)
+		parts[i] = fmt.Sprintf("%s %.1f ms (%.0f%%)", x.Name, x.MS, 100*x.MS/total)
 	}
 	return strings.Join(parts, ", ")
 }

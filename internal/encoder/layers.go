@@ -83,6 +83,10 @@ type Layer interface {
 	// reserve takes the layer's buffers for inputs of per-row shape in and
 	// returns the output's per-row shape.
 	reserve(r *reserver, in []int) ([]int, error)
+	// assignGrad picks, in backward order, the gradient slot the layer
+	// writes dL/dx into, given the slot dy arrives in (-1: a buffer of the
+	// caller's), and returns it (-1 when the layer computes no dL/dx).
+	assignGrad(s *gradSlots, dy int) int
 }
 
 // reserver hands out a model's activation buffers for batches of up to
@@ -94,6 +98,9 @@ type reserver struct {
 	arena *kernels.Arena
 	bytes []int
 	err   error
+	// gradPerRow is the largest input gradient of a layer, per row: the
+	// size of every gradient slot.
+	gradPerRow int
 }
 
 // take returns a buffer of n values (none while counting).
@@ -109,13 +116,63 @@ func (r *reserver) take(n int) kernels.Buffer {
 	return b
 }
 
-// grad returns a buffer of n values when the backward pass is reserved,
-// else none.
-func (r *reserver) grad(n int) kernels.Buffer {
-	if !r.train {
-		return kernels.Buffer{}
+// gradSize records that a layer's input gradient has perRow values a row.
+func (r *reserver) gradSize(perRow int) { r.gradPerRow = max(r.gradPerRow, perRow) }
+
+// gradSlots are the buffers the backward pass writes input gradients into,
+// shared by every layer: each gradient is read by the layer before it and
+// then dead, so a few slots of the largest gradient's size serve a whole
+// network (a chain alternates two; a residual block holds one more while
+// both its paths read its output's gradient). Prepare assigns the slots
+// once, in backward order (Layer.assignGrad), then allocates them.
+type gradSlots struct {
+	bufs   []kernels.Buffer
+	used   []bool
+	pinned []bool
+}
+
+// get returns a free slot other than avoid and marks it used.
+func (s *gradSlots) get(avoid int) int {
+	for i, u := range s.used {
+		if !u && i != avoid {
+			s.used[i] = true
+			return i
+		}
 	}
-	return r.take(n)
+	s.used = append(s.used, true)
+	s.pinned = append(s.pinned, false)
+	return len(s.used) - 1
+}
+
+// release frees slot i (-1: none) unless it is pinned.
+func (s *gradSlots) release(i int) {
+	if i >= 0 && !s.pinned[i] {
+		s.used[i] = false
+	}
+}
+
+// gradOut is a layer's place in the gradient slots.
+type gradOut struct {
+	slots *gradSlots
+	slot  int
+}
+
+// assign takes a new slot for the layer's dL/dx and frees dy's: the usual
+// case, a layer that reads dy and writes dx elsewhere.
+func (g *gradOut) assign(s *gradSlots, dy int) int {
+	g.slots, g.slot = s, s.get(dy)
+	s.release(dy)
+	return g.slot
+}
+
+// buf returns the first n rows of perRow values of the layer's slot.
+func (g *gradOut) buf(what string, n, perRow int) kernels.Buffer {
+	if g.slots == nil || g.slot < 0 || g.slot >= len(g.slots.bufs) {
+		panic(fmt.Sprintf("encoder: %s has no gradient buffer: call Model.Prepare with train first", what))
+	}
+	b := g.slots.bufs[g.slot]
+	fits(what, b, n, perRow)
+	return rowsOf(b, n, perRow)
 }
 
 // base holds a layer's device and the rows its buffers hold.
@@ -153,7 +210,8 @@ type Conv2D struct {
 	NoInputGrad bool
 	x           Tensor
 	g           kernels.ConvGeom
-	y, dx       kernels.Buffer
+	y           kernels.Buffer
+	dx          gradOut
 	in, out     []int // per-row shapes
 }
 
@@ -174,9 +232,17 @@ func (l *Conv2D) reserve(r *reserver, in []int) ([]int, error) {
 	l.in, l.out = in, []int{g.OutH(), g.OutW(), l.Out}
 	l.y = r.take(r.rows * prod(l.out))
 	if !l.NoInputGrad {
-		l.dx = r.grad(r.rows * prod(in))
+		r.gradSize(prod(in))
 	}
 	return l.out, nil
+}
+
+func (l *Conv2D) assignGrad(s *gradSlots, dy int) int {
+	if l.NoInputGrad {
+		s.release(dy)
+		return -1
+	}
+	return l.dx.assign(s, dy)
 }
 
 // Forward convolves x.
@@ -197,8 +263,7 @@ func (l *Conv2D) Backward(dy Tensor) Tensor {
 		l.dev.Conv2DBackward(a)
 		return Tensor{}
 	}
-	fits(l.W.Name+" backward", l.dx, l.g.N, prod(l.in))
-	a.DX = rowsOf(l.dx, l.g.N, prod(l.in))
+	a.DX = l.dx.buf(l.W.Name+" backward", l.g.N, prod(l.in))
 	l.dev.Conv2DBackward(a)
 	return Tensor{a.DX, l.x.Shape}
 }
@@ -218,7 +283,8 @@ type BatchNorm struct {
 	RunMean, RunVar *State
 	x, y            Tensor
 	mean, invStd    kernels.Buffer
-	yBuf, dx        kernels.Buffer
+	yBuf            kernels.Buffer
+	dx              gradOut
 	perRow          []int
 	trained         bool
 }
@@ -253,9 +319,11 @@ func (l *BatchNorm) reserve(r *reserver, in []int) ([]int, error) {
 	n := r.rows * prod(in)
 	l.yBuf = r.take(n)
 	l.mean, l.invStd = r.take(l.C), r.take(l.C)
-	l.dx = r.grad(n)
+	r.gradSize(prod(in))
 	return in, nil
 }
+
+func (l *BatchNorm) assignGrad(s *gradSlots, dy int) int { return l.dx.assign(s, dy) }
 
 // Forward normalises x.
 func (l *BatchNorm) Forward(x Tensor, train bool) Tensor {
@@ -281,8 +349,7 @@ func (l *BatchNorm) Backward(dy Tensor) Tensor {
 		panic("encoder: batch norm backward after an evaluation-mode forward")
 	}
 	n, per := l.x.N(), l.x.PerRow()
-	fits(l.Gamma.Name+" backward", l.dx, n, per)
-	dx := rowsOf(l.dx, n, per)
+	dx := l.dx.buf(l.Gamma.Name+" backward", n, per)
 	a := kernels.BatchNormGrad{Rows: n * per / l.C, C: l.C, X: l.x.Buf, Gamma: l.Gamma.W, Mean: l.mean, InvStd: l.invStd,
 		DY: dy.Buf, DX: dx, DGamma: l.Gamma.G, DBeta: l.Beta.G}
 	if l.ReLU {
@@ -298,12 +365,15 @@ func (l *BatchNorm) Params() []*Param { return []*Param{l.Gamma, l.Beta} }
 // States returns the running mean and variance.
 func (l *BatchNorm) States() []*State { return []*State{l.RunMean, l.RunVar} }
 
-// ReLU is max(x, 0).
+// ReLU is max(x, 0). Its backward pass works in place (dL/dx overwrites
+// dy), and so does its forward pass when inPlace is set (the residual
+// blocks' output: nothing else reads the sum it overwrites).
 type ReLU struct {
 	base
 	y         Tensor
-	yBuf, dx  kernels.Buffer
+	yBuf      kernels.Buffer
 	perRowLen int
+	inPlace   bool
 }
 
 // NewReLU returns a ReLU layer.
@@ -311,13 +381,22 @@ func NewReLU(dev kernels.Device) *ReLU { return &ReLU{base: base{dev: dev}} }
 
 func (l *ReLU) reserve(r *reserver, in []int) ([]int, error) {
 	l.perRowLen = prod(in)
-	l.yBuf = r.take(r.rows * l.perRowLen)
-	l.dx = r.grad(r.rows * l.perRowLen)
+	if !l.inPlace {
+		l.yBuf = r.take(r.rows * l.perRowLen)
+	}
 	return in, nil
 }
 
+// assignGrad keeps dy's slot: the backward pass is in place.
+func (l *ReLU) assignGrad(_ *gradSlots, dy int) int { return dy }
+
 // Forward clamps x at 0.
 func (l *ReLU) Forward(x Tensor, train bool) Tensor {
+	if l.inPlace {
+		l.dev.ReLU(x.Buf, x.Buf)
+		l.y = x
+		return x
+	}
 	fits("relu", l.yBuf, x.N(), x.PerRow())
 	y := rowsOf(l.yBuf, x.N(), x.PerRow())
 	l.dev.ReLU(x.Buf, y)
@@ -325,12 +404,10 @@ func (l *ReLU) Forward(x Tensor, train bool) Tensor {
 	return l.y
 }
 
-// Backward masks dy.
+// Backward masks dy in place.
 func (l *ReLU) Backward(dy Tensor) Tensor {
-	fits("relu backward", l.dx, dy.N(), dy.PerRow())
-	dx := rowsOf(l.dx, dy.N(), dy.PerRow())
-	l.dev.ReLUBackward(l.y.Buf, dy.Buf, dx)
-	return Tensor{dx, dy.Shape}
+	l.dev.ReLUBackward(l.y.Buf, dy.Buf, dy.Buf)
+	return dy
 }
 
 // Params returns nothing.
@@ -344,7 +421,8 @@ type Linear struct {
 	// NoInputGrad skips dL/dx: the first layer's input is the data.
 	NoInputGrad bool
 	x           Tensor
-	y, dx       kernels.Buffer
+	y           kernels.Buffer
+	dx          gradOut
 }
 
 // NewLinear returns a fully connected layer, with a bias when bias is true.
@@ -362,9 +440,17 @@ func (l *Linear) reserve(r *reserver, in []int) ([]int, error) {
 	}
 	l.y = r.take(r.rows * l.Out)
 	if !l.NoInputGrad {
-		l.dx = r.grad(r.rows * l.In)
+		r.gradSize(l.In)
 	}
 	return []int{l.Out}, nil
+}
+
+func (l *Linear) assignGrad(s *gradSlots, dy int) int {
+	if l.NoInputGrad {
+		s.release(dy)
+		return -1
+	}
+	return l.dx.assign(s, dy)
 }
 
 // Forward applies the layer to the rows of x (flattening images).
@@ -390,8 +476,7 @@ func (l *Linear) Backward(dy Tensor) Tensor {
 	if l.NoInputGrad {
 		return Tensor{}
 	}
-	fits(l.W.Name+" backward", l.dx, n, l.In)
-	dx := rowsOf(l.dx, n, l.In)
+	dx := l.dx.buf(l.W.Name+" backward", n, l.In)
 	l.dev.Gemm(false, false, n, l.In, l.Out, 1, dy.Buf, l.Out, l.W.W, l.In, 0, dx, l.In)
 	return Tensor{dx, l.x.Shape}
 }
@@ -408,7 +493,8 @@ func (l *Linear) Params() []*Param {
 type GlobalAvgPool struct {
 	base
 	shape []int
-	y, dx kernels.Buffer
+	y     kernels.Buffer
+	dx    gradOut
 	in    []int
 }
 
@@ -421,9 +507,11 @@ func (l *GlobalAvgPool) reserve(r *reserver, in []int) ([]int, error) {
 	}
 	l.in = in
 	l.y = r.take(r.rows * in[2])
-	l.dx = r.grad(r.rows * prod(in))
+	r.gradSize(prod(in))
 	return []int{in[2]}, nil
 }
+
+func (l *GlobalAvgPool) assignGrad(s *gradSlots, dy int) int { return l.dx.assign(s, dy) }
 
 // Forward averages the planes.
 func (l *GlobalAvgPool) Forward(x Tensor, train bool) Tensor {
@@ -438,8 +526,7 @@ func (l *GlobalAvgPool) Forward(x Tensor, train bool) Tensor {
 // Backward spreads dy over the planes.
 func (l *GlobalAvgPool) Backward(dy Tensor) Tensor {
 	n, hw, c := l.shape[0], l.shape[1]*l.shape[2], l.shape[3]
-	fits("avgpool backward", l.dx, n, hw*c)
-	dx := rowsOf(l.dx, n, hw*c)
+	dx := l.dx.buf("avgpool backward", n, hw*c)
 	l.dev.GlobalAvgPoolBackward(n, hw, c, dy.Buf, dx)
 	return Tensor{dx, l.shape}
 }
@@ -451,7 +538,8 @@ func (l *GlobalAvgPool) Params() []*Param { return nil }
 type L2Norm struct {
 	base
 	y            Tensor
-	yBuf, dx     kernels.Buffer
+	yBuf         kernels.Buffer
+	dx           gradOut
 	norms, normB kernels.Buffer
 }
 
@@ -462,9 +550,11 @@ func (l *L2Norm) reserve(r *reserver, in []int) ([]int, error) {
 	f := prod(in)
 	l.yBuf = r.take(r.rows * f)
 	l.normB = r.take(r.rows)
-	l.dx = r.grad(r.rows * f)
+	r.gradSize(f)
 	return []int{f}, nil
 }
+
+func (l *L2Norm) assignGrad(s *gradSlots, dy int) int { return l.dx.assign(s, dy) }
 
 // Forward normalises the rows.
 func (l *L2Norm) Forward(x Tensor, train bool) Tensor {
@@ -480,8 +570,7 @@ func (l *L2Norm) Forward(x Tensor, train bool) Tensor {
 // Backward projects dy onto the sphere's tangent space.
 func (l *L2Norm) Backward(dy Tensor) Tensor {
 	n, f := l.y.Shape[0], l.y.Shape[1]
-	fits("l2norm backward", l.dx, n, f)
-	dx := rowsOf(l.dx, n, f)
+	dx := l.dx.buf("l2norm backward", n, f)
 	l.dev.L2NormalizeBackward(n, f, l.y.Buf, l.norms, dy.Buf, dx)
 	return Tensor{dx, l.y.Shape}
 }
@@ -503,6 +592,14 @@ func (s *Sequential) reserve(r *reserver, in []int) ([]int, error) {
 		}
 	}
 	return in, nil
+}
+
+// assignGrad runs the layers' assignments in backward order.
+func (s *Sequential) assignGrad(g *gradSlots, dy int) int {
+	for i := len(s.Layers) - 1; i >= 0; i-- {
+		dy = s.Layers[i].assignGrad(g, dy)
+	}
+	return dy
 }
 
 // leaf reports whether a layer is timed as itself in a profile.
@@ -557,15 +654,14 @@ func (s *Sequential) States() []*State {
 
 // residual is what ResNet's blocks share: relu(main(x) + shortcut(x)),
 // the shortcut a projection (1x1 convolution and batch norm) when the
-// stride or the width changes, else the identity.
+// stride or the width changes, else the identity. The sum and the ReLU
+// overwrite the main path's output, as PyTorch's blocks do: its last layer
+// is a batch norm without a ReLU, whose backward pass does not read it.
 type residual struct {
 	base
 	Main     *Sequential
 	Shortcut *Sequential // nil for the identity
 	out      *ReLU
-	sum      Tensor
-	sumBuf   kernels.Buffer
-	dx       kernels.Buffer
 	in       []int
 	prof     kernels.Timer
 }
@@ -587,9 +683,34 @@ func (b *residual) reserve(r *reserver, in []int) ([]int, error) {
 	} else if prod(in) != prod(out) {
 		return nil, fmt.Errorf("residual block: identity shortcut from %v to %v", in, out)
 	}
-	b.sumBuf = r.take(r.rows * prod(out))
-	b.dx = r.grad(r.rows * prod(in))
+	r.gradSize(prod(in))
+	b.out.inPlace = true
 	return b.out.reserve(r, out)
+}
+
+// assignGrad: the output's gradient d (the ReLU's, in dy's slot) is read by
+// both paths, so it is pinned while they are assigned; the block's dL/dx
+// is the main path's, to which the shortcut's is added in place.
+func (b *residual) assignGrad(s *gradSlots, dy int) int {
+	d := b.out.assignGrad(s, dy)
+	if d < 0 { // the caller's buffer: the paths read it in place
+		d = -1
+	} else {
+		s.pinned[d] = true
+	}
+	dm := b.Main.assignGrad(s, d)
+	ds := d
+	if b.Shortcut != nil {
+		ds = b.Shortcut.assignGrad(s, d)
+	}
+	if d >= 0 {
+		s.pinned[d] = false
+		s.release(d)
+	}
+	if ds != d {
+		s.release(ds)
+	}
+	return dm
 }
 
 // Forward adds the two paths and applies the ReLU.
@@ -599,9 +720,8 @@ func (b *residual) Forward(x Tensor, train bool) Tensor {
 	if b.Shortcut != nil {
 		s = b.Shortcut.Forward(x, train)
 	}
-	sum := rowsOf(b.sumBuf, m.N(), m.PerRow())
-	b.dev.Add(m.Buf, s.Buf, sum)
-	y := b.out.Forward(Tensor{sum, m.Shape}, train)
+	b.dev.Add(m.Buf, s.Buf, m.Buf)
+	y := b.out.Forward(m, train)
 	if b.prof != nil {
 		b.prof.Mark("residual add+relu forward")
 	}
@@ -620,13 +740,11 @@ func (b *residual) Backward(dy Tensor) Tensor {
 	if b.Shortcut != nil {
 		ds = b.Shortcut.Backward(d)
 	}
-	fits("residual backward", b.dx, dm.N(), dm.PerRow())
-	dx := rowsOf(b.dx, dm.N(), dm.PerRow())
-	b.dev.Add(dm.Buf, ds.Buf, dx)
+	b.dev.Add(dm.Buf, ds.Buf, dm.Buf)
 	if b.prof != nil {
 		b.prof.Mark("residual add+relu backward")
 	}
-	return Tensor{dx, dm.Shape}
+	return dm
 }
 
 // Params returns the parameters of both paths.

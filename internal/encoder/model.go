@@ -332,14 +332,22 @@ func (m *Model) Prepare(rows int, train bool) error {
 	return nil
 }
 
-// reserve runs the reserver over the encoder and the head.
+// reserve runs the reserver over the encoder and the head and, for
+// training, assigns the gradient slots and reserves them.
 func (m *Model) reserve(r *reserver, in []int) error {
 	feat, err := m.Encoder.reserve(r, in)
 	if err != nil {
 		return err
 	}
-	_, err = m.HeadNet.reserve(r, feat)
-	return err
+	if _, err = m.HeadNet.reserve(r, feat); err != nil || !r.train {
+		return err
+	}
+	s := &gradSlots{}
+	m.Encoder.assignGrad(s, m.HeadNet.assignGrad(s, -1))
+	for range s.used {
+		s.bufs = append(s.bufs, r.take(r.rows*r.gradPerRow))
+	}
+	return nil
 }
 
 // Close returns the model's memory to the device.

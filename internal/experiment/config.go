@@ -26,6 +26,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/evaluate"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/backend"
 	"github.com/sincere-ml/sincere/internal/regfile"
 	"github.com/sincere-ml/sincere/internal/sizes"
 	"github.com/sincere-ml/sincere/internal/slurm"
@@ -110,7 +111,11 @@ type TrainConfig struct {
 	LogEvery        int     `yaml:"log_every" mapstructure:"log_every"`
 	CheckpointEvery int     `yaml:"checkpoint_every" mapstructure:"checkpoint_every"`
 	Device          string  `yaml:"device" mapstructure:"device"`
-	Workers         int     `yaml:"workers" mapstructure:"workers"`
+	// Precision is the GPU's matrix products: tf32 (tensor cores, as
+	// PyTorch runs cuDNN convolutions by default), fp32, or auto (tf32
+	// where the GPU has tensor cores). The CPU ignores it.
+	Precision string `yaml:"precision" mapstructure:"precision"`
+	Workers   int    `yaml:"workers" mapstructure:"workers"`
 }
 
 // defaults are the values of every key a file leaves out: the SupCon and
@@ -147,6 +152,7 @@ var defaults = map[string]any{
 	"train.log_every":        20,
 	"train.checkpoint_every": 100,
 	"train.device":           kernels.DeviceAuto,
+	"train.precision":        kernels.PrecisionAuto,
 	"train.workers":          0,
 	"probe.datasets":         []string{},
 	"probe.train_subset":     0,
@@ -694,6 +700,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("train.checkpoint_every: must be 1 to %d, got %d", maxSteps, t.CheckpointEvery)
 	case t.Device != kernels.DeviceCPU && t.Device != kernels.DeviceCUDA && t.Device != kernels.DeviceAuto:
 		return fmt.Errorf("train.device: want cpu, cuda or auto, got %q", t.Device)
+	case t.Device == kernels.DeviceCUDA && !backend.CUDASupport:
+		return fmt.Errorf("train.device cuda: %w", kernels.ErrNoCUDASupport)
+	case t.Precision != kernels.PrecisionAuto && t.Precision != kernels.PrecisionTF32 && t.Precision != kernels.PrecisionFP32:
+		return fmt.Errorf("train.precision: want tf32, fp32 or auto, got %q", t.Precision)
 	case t.Workers < 0 || t.Workers > sizes.MaxWorkers:
 		return fmt.Errorf("train.workers: must be 0 (one per core) to %d, got %d", sizes.MaxWorkers, t.Workers)
 	}
@@ -860,10 +870,14 @@ func (c Config) YAML() ([]byte, error) { return yaml.Marshal(c) }
 
 // runDigest is the SHA-256 of what a run's training depends on: the
 // resolved configuration less its name, its lists of methods and seeds, the
-// other methods' overrides, the probe settings and the Slurm resources,
-// none of which changes a trained model.
+// other methods' overrides, the probe settings, the Slurm resources and
+// where it computes (device, precision, workers), none of which is what it
+// trains.
 func (c Config) runDigest() (string, error) {
 	c.Name, c.Methods, c.Seeds, c.Overrides, c.Probe, c.Slurm = "", nil, nil, nil, ProbeConfig{}, slurm.Resources{}
+	// Where a run computes is not what it trains: a checkpoint written on
+	// a GPU resumes on the CPU and the other way round.
+	c.Train.Device, c.Train.Precision, c.Train.Workers, c.Data.Workers = "", "", 0, 0
 	b, err := c.YAML()
 	if err != nil {
 		return "", err

@@ -58,7 +58,7 @@ func LoadModel(dir string) (*Trained, *encoder.Model, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	dev, err := OpenDevice(kernels.DeviceCPU, 0)
+	dev, err := OpenDevice(TrainConfig{Device: kernels.DeviceCPU, Precision: kernels.PrecisionAuto})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -105,11 +105,13 @@ type StepStats struct {
 	Loss, GradNorm float64
 }
 
-// OpenDevice returns the device a run computes on.
-func OpenDevice(name string, workers int) (kernels.Device, error) {
-	dev, err := backend.OpenDevice(name, kernels.Options{CPU: kernels.CPUOptions{Workers: workers}})
+// OpenDevice returns the device a run computes on: train.device,
+// train.precision and train.workers.
+func OpenDevice(t TrainConfig) (kernels.Device, error) {
+	dev, err := backend.OpenDevice(t.Device, kernels.Options{CPU: kernels.CPUOptions{Workers: t.Workers},
+		CUDA: kernels.CUDAOptions{Precision: t.Precision}})
 	if err != nil {
-		return nil, fmt.Errorf("train.device: %w", err)
+		return nil, fmt.Errorf("train.device %s: %w", t.Device, err)
 	}
 	return dev, nil
 }
@@ -124,7 +126,7 @@ func newTrainer(ctx context.Context, cfg Config, method string, seed uint64, fet
 	if !slices.Contains(Methods(), method) {
 		return nil, fmt.Errorf("unknown method %q", method)
 	}
-	dev, err := OpenDevice(cfg.Train.Device, cfg.Train.Workers)
+	dev, err := OpenDevice(cfg.Train)
 	if err != nil {
 		return nil, err
 	}
@@ -327,6 +329,9 @@ type metric struct {
 	Seconds      float64 `json:"seconds,omitempty"`
 	// GradNorm is the L2 norm of every gradient at the logged step.
 	GradNorm float64 `json:"grad_norm,omitempty"`
+	// DeviceMiB is the device memory the run holds (arenas and the
+	// device's own scratch).
+	DeviceMiB float64 `json:"device_mib,omitempty"`
 }
 
 // Pretrain runs (or resumes, or finds finished) one pretraining run and
@@ -521,7 +526,8 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 			rate := float64(windowImages) / time.Since(windowStart).Seconds()
 			rep.Step(ck.Batch, loss, lr, rate)
 			if ck.Step%cfg.Train.LogEvery == 0 {
-				if err := emit(metric{Event: "step", Epoch: ck.Epoch + 1, Batch: ck.Batch, Step: ck.Step, Loss: loss, LR: lr, ImagesPerSec: rate, GradNorm: t.Last().GradNorm}); err != nil {
+				if err := emit(metric{Event: "step", Epoch: ck.Epoch + 1, Batch: ck.Batch, Step: ck.Step, Loss: loss, LR: lr, ImagesPerSec: rate, GradNorm: t.Last().GradNorm,
+					DeviceMiB: float64(t.dev.MemStats().InUse) / (1 << 20)}); err != nil {
 					stream.Close()
 					return dir, err
 				}

@@ -182,7 +182,7 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 	if err != nil {
 		return nil, nil, err
 	}
-	dev, err := OpenDevice(cfg.Train.Device, cfg.Train.Workers)
+	dev, err := OpenDevice(cfg.Train)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -50,18 +50,22 @@ func OpenLossEngine(device string, opt kernels.Options) (kernels.LossEngine, err
 	return cpu.NewLossEngine(opt.CPU)
 }
 
-// OpenDevice returns a training device. The CUDA backend computes losses
-// only so far: "cuda" is refused with a message that says so, and "auto"
-// opens the CPU.
+// OpenDevice returns a training device: "cuda" needs the gpu build and a
+// GPU; "auto" takes the GPU when there is one and this binary can use it,
+// else the CPU.
 func OpenDevice(device string, opt kernels.Options) (kernels.Device, error) {
 	if err := check(device, opt); err != nil {
 		return nil, err
 	}
-	if device == kernels.DeviceCUDA {
-		if !cuda.Support {
-			return nil, kernels.ErrNoCUDASupport
+	switch device {
+	case kernels.DeviceCUDA:
+		return cuda.OpenDevice(opt.CUDA)
+	case kernels.DeviceAuto:
+		if CUDAAvailable() {
+			if d, err := cuda.OpenDevice(opt.CUDA); err == nil {
+				return d, nil
+			}
 		}
-		return nil, fmt.Errorf("the CUDA backend evaluates losses only; training runs on the CPU (use --device cpu)")
 	}
 	return cpu.NewDevice(opt.CPU)
 }

@@ -3,26 +3,25 @@
 package cuda
 
 import (
-	_ "embed"
+	"embed"
 	"fmt"
-	"github.com/sincere-ml/sincere/internal/kernels"
+	"io/fs"
 	"runtime"
 	"sync"
 	"unsafe"
 
 	"gorgonia.org/cu"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
 )
 
-// The kernels of cuda/loss.cu as PTX, compiled by `make ptx` with the LossEngine
-// 11.8 toolkit (PTX ISA 7.8, which current drivers JIT-compile for their
-// GPU): for compute capability 8.0 and newer (TF32 tensor cores) and for 6.0
-// and newer (FP32 only).
-var (
-	//go:embed loss_sm80.ptx
-	ptxSM80 string
-	//go:embed loss_sm60.ptx
-	ptxSM60 string
-)
+// The kernels as PTX, one module per family (loss, elementwise, norm, gemm,
+// conv), compiled by `make ptx` with the CUDA 11.8 toolkit (PTX ISA 7.8,
+// which current drivers JIT-compile for their GPU): for compute capability
+// 8.0 and newer (TF32 tensor cores) and for 6.0 and newer (FP32 only).
+//
+//go:embed *_sm80.ptx *_sm60.ptx
+var ptxFiles embed.FS
 
 // Support reports whether this binary has a CUDA backend: it was built
 // with the gpu tag. Such a binary needs the NVIDIA driver to start at all
@@ -43,23 +42,40 @@ func OpenLossEngine(opt kernels.CUDAOptions) (kernels.LossEngine, error) {
 	return e, nil
 }
 
+// OpenDevice returns the CUDA training device on GPU 0.
+func OpenDevice(opt kernels.CUDAOptions) (kernels.Device, error) {
+	drv, err := newCUDriver(0)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newDevice(drv, opt)
+	if err != nil {
+		_ = drv.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// isEmulator reports whether the kernels run on the CPU emulator: no.
+func isEmulator() bool { return false }
+
 // Available reports whether the driver sees a GPU.
 func Available() bool {
 	n, err := cu.NumDevices()
 	return err == nil && n > 0
 }
 
-// cuDriver is gpuDriver on the NVIDIA driver through gorgonia.org/cu. A LossEngine
+// cuDriver is gpuDriver on the NVIDIA driver through gorgonia.org/cu. A CUDA
 // context is current per OS thread, so every call locks the goroutine to
 // its thread and makes the engine's context current first.
 type cuDriver struct {
-	mu    sync.Mutex
-	ctx   cu.CUContext
-	mod   cu.Module
-	fns   map[string]cu.Function
-	start cu.Event
-	stop  cu.Event
-	info  kernels.GPUInfo
+	mu     sync.Mutex
+	ctx    cu.CUContext
+	mods   []cu.Module
+	fns    map[string]cu.Function
+	events []cu.Event // the marks' events, reused
+	marks  int        // marks recorded since ResetMarks
+	info   kernels.GPUInfo
 }
 
 // newCUDriver creates a context on a device and loads the kernels for it.
@@ -93,12 +109,16 @@ func newCUDriver(ordinal int) (d *cuDriver, err error) {
 	if info.Memory, err = dev.TotalMem(); err != nil {
 		return nil, fmt.Errorf("cuda: device memory: %w", err)
 	}
-	ptx := ptxSM80
+	suffix := "_sm80.ptx"
 	switch {
 	case info.Major < 6:
 		return nil, fmt.Errorf("cuda: %s has compute capability %d.%d; sincere's kernels need 6.0 or newer", info.Name, info.Major, info.Minor)
 	case info.Major < 8:
-		ptx = ptxSM60
+		suffix = "_sm60.ptx"
+	}
+	files, err := fs.Glob(ptxFiles, "*"+suffix)
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("cuda: no embedded PTX (%v)", err)
 	}
 
 	runtime.LockOSThread()
@@ -112,14 +132,16 @@ func newCUDriver(ordinal int) (d *cuDriver, err error) {
 			_ = d.ctx.Destroy()
 		}
 	}()
-	if d.mod, err = cu.LoadData(ptx); err != nil {
-		return nil, fmt.Errorf("cuda: load kernels (PTX JIT for %s, compute %d.%d): %w", info.Name, info.Major, info.Minor, err)
-	}
-	if d.start, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
-		return nil, fmt.Errorf("cuda: create event: %w", err)
-	}
-	if d.stop, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
-		return nil, fmt.Errorf("cuda: create event: %w", err)
+	for _, f := range files {
+		ptx, err := ptxFiles.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("cuda: %s: %w", f, err)
+		}
+		mod, err := cu.LoadData(string(ptx))
+		if err != nil {
+			return nil, fmt.Errorf("cuda: load %s (PTX JIT for %s, compute %d.%d): %w", f, info.Name, info.Major, info.Minor, err)
+		}
+		d.mods = append(d.mods, mod)
 	}
 	return d, nil
 }
@@ -159,37 +181,76 @@ func (d *cuDriver) Download(dst unsafe.Pointer, src devPtr, bytes int) error {
 	return d.do(func() error { return cu.MemcpyDtoH(dst, cu.DevicePtr(src), int64(bytes)) })
 }
 
-// Launch records an event, launches, records another and waits for it:
-// errors the kernel raised while running surface here.
-func (d *cuDriver) Launch(kernel string, grid, block [3]int, args []uint64) (float64, error) {
-	var ms float64
-	err := d.do(func() error {
-		fn, ok := d.fns[kernel]
-		if !ok {
-			var err error
-			if fn, err = d.mod.Function(kernel); err != nil {
-				return fmt.Errorf("cuda: no kernel %s in the module: %w", kernel, err)
-			}
+// function finds a kernel in the modules.
+func (d *cuDriver) function(kernel string) (cu.Function, error) {
+	if fn, ok := d.fns[kernel]; ok {
+		return fn, nil
+	}
+	for _, m := range d.mods {
+		if fn, err := m.Function(kernel); err == nil {
 			d.fns[kernel] = fn
+			return fn, nil
+		}
+	}
+	return cu.Function{}, fmt.Errorf("cuda: no kernel %s in the modules", kernel)
+}
+
+// Launch queues a kernel on the default stream.
+func (d *cuDriver) Launch(kernel string, grid, block [3]int, args []uint64) error {
+	return d.do(func() error {
+		fn, err := d.function(kernel)
+		if err != nil {
+			return err
 		}
 		params := make([]unsafe.Pointer, len(args))
 		for i := range args {
 			params[i] = unsafe.Pointer(&args[i])
 		}
-		if err := d.start.Record(cu.NoStream); err != nil {
-			return fmt.Errorf("cuda: record event: %w", err)
-		}
 		if err := fn.Launch(grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, cu.NoStream, params); err != nil {
-			return fmt.Errorf("cuda: launch: %w", err)
+			return fmt.Errorf("cuda: launch %s (grid %v, block %v): %w", kernel, grid, block, err)
 		}
-		if err := d.stop.Record(cu.NoStream); err != nil {
+		return nil
+	})
+}
+
+// Sync waits for the context's work.
+func (d *cuDriver) Sync() error {
+	return d.do(func() error { return cu.Synchronize() })
+}
+
+// Mark records the next event of the pool.
+func (d *cuDriver) Mark() (int, error) {
+	var at int
+	err := d.do(func() error {
+		if d.marks == len(d.events) {
+			ev, err := cu.MakeEvent(cu.DefaultEvent)
+			if err != nil {
+				return fmt.Errorf("cuda: create event: %w", err)
+			}
+			d.events = append(d.events, ev)
+		}
+		at = d.marks
+		if err := d.events[at].Record(cu.NoStream); err != nil {
 			return fmt.Errorf("cuda: record event: %w", err)
 		}
-		if err := d.stop.Synchronize(); err != nil {
-			return fmt.Errorf("cuda: kernel failed: %w", err)
+		d.marks++
+		return nil
+	})
+	return at, err
+}
+
+// Elapsed waits for the later mark and returns the time between the two.
+func (d *cuDriver) Elapsed(from, to int) (float64, error) {
+	var ms float64
+	err := d.do(func() error {
+		if from < 0 || to >= d.marks || from > to {
+			return fmt.Errorf("cuda: no marks %d and %d", from, to)
+		}
+		if err := d.events[to].Synchronize(); err != nil {
+			return fmt.Errorf("cuda: wait for event: %w", err)
 		}
 		var err error
-		if ms, err = d.start.Elapsed(d.stop); err != nil {
+		if ms, err = d.events[from].Elapsed(d.events[to]); err != nil {
 			return fmt.Errorf("cuda: event time: %w", err)
 		}
 		return nil
@@ -197,12 +258,18 @@ func (d *cuDriver) Launch(kernel string, grid, block [3]int, args []uint64) (flo
 	return ms, err
 }
 
+// ResetMarks lets the pool's events be recorded again.
+func (d *cuDriver) ResetMarks() { d.marks = 0 }
+
 func (d *cuDriver) Close() error {
 	return d.do(func() error {
-		_ = cu.DestroyEvent(&d.start)
-		_ = cu.DestroyEvent(&d.stop)
-		if err := d.mod.Unload(); err != nil {
-			return fmt.Errorf("cuda: unload module: %w", err)
+		for i := range d.events {
+			_ = cu.DestroyEvent(&d.events[i])
+		}
+		for _, m := range d.mods {
+			if err := m.Unload(); err != nil {
+				return fmt.Errorf("cuda: unload module: %w", err)
+			}
 		}
 		return d.ctx.Destroy()
 	})

@@ -14,3 +14,6 @@ func OpenLossEngine(kernels.CUDAOptions) (kernels.LossEngine, error) {
 
 // Available reports whether a usable GPU is present: never, here.
 func Available() bool { return false }
+
+// OpenDevice fails: this build has no CUDA backend.
+func OpenDevice(kernels.CUDAOptions) (kernels.Device, error) { return nil, kernels.ErrNoCUDASupport }

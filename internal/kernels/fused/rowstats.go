@@ -42,7 +42,7 @@ type RowStats struct {
 // (no negatives anywhere: D_ip = s_ip - eps, so every term is -eps and the
 // gradient vanishes). done says whether res and err are the answer.
 func (st *RowStats) Begin(p kernels.Params, labels []int, np int, grad []float32) (anchors int, res kernels.Result, done bool, err error) {
-	anchors, classes := st.sortLabels(labels, np)
+	anchors, classes := st.SortLabels(labels, np)
 	switch {
 	case anchors == 0:
 		return 0, kernels.Result{}, true, kernels.ErrNoAnchors
@@ -90,10 +90,10 @@ func LSE(m float32, sum float64) float64 {
 	return float64(m) + math.Log(sum)
 }
 
-// sortLabels orders the rows by label, fills order, label (padded with -1 up
+// SortLabels orders the rows by label, fills order, label (padded with -1 up
 // to np rows), positives and classStart, and returns |A| and the number of
 // classes.
-func (st *RowStats) sortLabels(labels []int, np int) (anchors, classes int) {
+func (st *RowStats) SortLabels(labels []int, np int) (anchors, classes int) {
 	n := len(labels)
 	st.Order = Grow(st.Meter, st.Order, n)
 	st.orderByLabel(labels)
