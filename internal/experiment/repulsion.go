@@ -201,7 +201,7 @@ func repulsionEncoder(o RepulsionOptions) (Config, *encoder.Model, []float32, []
 		if err != nil {
 			return Config{}, nil, nil, nil, "", err
 		}
-		dev, err := OpenDevice(kernels.DeviceCPU, cfg.Train.Workers)
+		dev, err := OpenDevice(TrainConfig{Device: kernels.DeviceCPU, Precision: kernels.PrecisionAuto, Workers: cfg.Train.Workers})
 		if err != nil {
 			return Config{}, nil, nil, nil, "", err
 		}
