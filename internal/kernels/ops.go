@@ -152,6 +152,37 @@ func Optional(name string, b Buffer, want int) need {
 	return need{name: name, got: b.Len(), want: want, opt: true, isNil: b.IsNil()}
 }
 
+// Sizes names an operation's sizes for an error, computed only when one is
+// reported.
+type Sizes func() string
+
+// String calls s.
+func (s Sizes) String() string {
+	if s == nil {
+		return ""
+	}
+	return s()
+}
+
+// Values names a count of values.
+func Values(n int) Sizes { return func() string { return fmt.Sprintf("%d values", n) } }
+
+// RowsCols names a matrix's sizes.
+func RowsCols(rows, cols int) Sizes {
+	return func() string { return fmt.Sprintf("%d x %d", rows, cols) }
+}
+
+// SameLens reports the first buffer that does not hold n values; names
+// names them in order.
+func SameLens(n int, names []string, bufs ...Buffer) error {
+	for i, b := range bufs {
+		if err := CheckLens(Need(names[i], b, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckLens reports the first operand whose length is not what its
 // operation needs, and a non-positive size.
 func CheckLens(ops ...need) error {

@@ -160,19 +160,6 @@ func f64(b kernels.Scalars) []float64 {
 	return mem.(*memory).f64[off : off+b.Len()]
 }
 
-// sizes names an operation's sizes lazily.
-type sizes func() string
-
-func (s sizes) String() string {
-	if s == nil {
-		return ""
-	}
-	return s()
-}
-
-// values names a count of values.
-func values(n int) sizes { return func() string { return fmt.Sprintf("%d values", n) } }
-
 // begin starts an operation: it reports whether the work should run. It
 // does not when an earlier failure waits for a sync, when err (the
 // operation's own validation) is not nil, or when a view is not this
@@ -203,21 +190,21 @@ func (d *Device) Sync() error { return d.faults.Take() }
 
 // Upload copies src into dst.
 func (d *Device) Upload(dst kernels.Buffer, src []float32) {
-	if d.begin("upload", values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) {
+	if d.begin("upload", kernels.Values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) {
 		copy(f32(dst), src)
 	}
 }
 
 // UploadInts copies src into dst.
 func (d *Device) UploadInts(dst kernels.Ints, src []int32) {
-	if d.begin("upload", values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) {
+	if d.begin("upload", kernels.Values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) {
 		copy(i32(dst), src)
 	}
 }
 
 // Download copies src into dst. It syncs.
 func (d *Device) Download(dst []float32, src kernels.Buffer) error {
-	if d.begin("download", values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) {
+	if d.begin("download", kernels.Values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) {
 		copy(dst, f32(src))
 	}
 	return d.Sync()
@@ -225,7 +212,7 @@ func (d *Device) Download(dst []float32, src kernels.Buffer) error {
 
 // ReadScalars copies src into dst. It syncs.
 func (d *Device) ReadScalars(dst []float64, src kernels.Scalars) error {
-	if d.begin("read scalars", values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) {
+	if d.begin("read scalars", kernels.Values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) {
 		copy(dst, f64(src))
 	}
 	return d.Sync()
@@ -233,14 +220,14 @@ func (d *Device) ReadScalars(dst []float64, src kernels.Scalars) error {
 
 // Copy copies src into dst.
 func (d *Device) Copy(dst, src kernels.Buffer) {
-	if d.begin("copy", values(src.Len()), kernels.CheckLens(kernels.Need("destination", dst, src.Len())), dst, src) {
+	if d.begin("copy", kernels.Values(src.Len()), kernels.CheckLens(kernels.Need("destination", dst, src.Len())), dst, src) {
 		copy(f32(dst), f32(src))
 	}
 }
 
 // Fill sets every value to v.
 func (d *Device) Fill(dst kernels.Buffer, v float32) {
-	if !d.begin("fill", values(dst.Len()), nil, dst) {
+	if !d.begin("fill", kernels.Values(dst.Len()), nil, dst) {
 		return
 	}
 	x := f32(dst)
@@ -279,21 +266,16 @@ func (d *Device) parallel(n, cost int, body func(lo, hi int)) {
 
 // Gemm runs the packed SGEMM.
 func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Buffer, lda int, b kernels.Buffer, ldb int, beta float32, c kernels.Buffer, ldc int) {
-	sz := sizes(func() string { return kernels.GemmSizes(transA, transB, m, n, k) })
+	sz := kernels.Sizes(func() string { return kernels.GemmSizes(transA, transB, m, n, k) })
 	if !d.begin("gemm", sz, kernels.CheckGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc), a, b, c) {
 		return
 	}
 	d.gemm.Sgemm(transA, transB, m, n, k, alpha, f32(a), lda, f32(b), ldb, beta, f32(c), ldc)
 }
 
-// rowsCols names a matrix's sizes.
-func rowsCols(rows, cols int) sizes {
-	return func() string { return fmt.Sprintf("%d x %d", rows, cols) }
-}
-
 // AddBias adds bias to every row.
 func (d *Device) AddBias(y kernels.Buffer, rows, cols int, bias kernels.Buffer) {
-	if !d.begin("add bias", rowsCols(rows, cols), kernels.CheckLens(kernels.Need("y", y, rows*cols), kernels.Need("bias", bias, cols)), y, bias) {
+	if !d.begin("add bias", kernels.RowsCols(rows, cols), kernels.CheckLens(kernels.Need("y", y, rows*cols), kernels.Need("bias", bias, cols)), y, bias) {
 		return
 	}
 	Y, B := f32(y), f32(bias)
@@ -309,7 +291,7 @@ func (d *Device) AddBias(y kernels.Buffer, rows, cols int, bias kernels.Buffer) 
 
 // SumRows adds column sums to db, each summed over the rows in order.
 func (d *Device) SumRows(dy kernels.Buffer, rows, cols int, db kernels.Buffer) {
-	if !d.begin("sum rows", rowsCols(rows, cols), kernels.CheckLens(kernels.Need("dy", dy, rows*cols), kernels.Need("db", db, cols)), dy, db) {
+	if !d.begin("sum rows", kernels.RowsCols(rows, cols), kernels.CheckLens(kernels.Need("dy", dy, rows*cols), kernels.Need("db", db, cols)), dy, db) {
 		return
 	}
 	DY, DB := f32(dy), f32(db)
@@ -324,19 +306,9 @@ func (d *Device) SumRows(dy kernels.Buffer, rows, cols int, db kernels.Buffer) {
 	})
 }
 
-// same checks that buffers hold n values each.
-func same(n int, names []string, bufs ...kernels.Buffer) error {
-	for i, b := range bufs {
-		if err := kernels.CheckLens(kernels.Need(names[i], b, n)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ReLU sets y = max(x, 0).
 func (d *Device) ReLU(x, y kernels.Buffer) {
-	if !d.begin("relu", values(x.Len()), same(x.Len(), []string{"y"}, y), x, y) {
+	if !d.begin("relu", kernels.Values(x.Len()), kernels.SameLens(x.Len(), []string{"y"}, y), x, y) {
 		return
 	}
 	X, Y := f32(x), f32(y)
@@ -350,7 +322,7 @@ func (d *Device) ReLU(x, y kernels.Buffer) {
 // ReLUBackward passes dy where y > 0, without branches (the signs are
 // random).
 func (d *Device) ReLUBackward(y, dy, dx kernels.Buffer) {
-	if !d.begin("relu backward", values(y.Len()), same(y.Len(), []string{"dy", "dx"}, dy, dx), y, dy, dx) {
+	if !d.begin("relu backward", kernels.Values(y.Len()), kernels.SameLens(y.Len(), []string{"dy", "dx"}, dy, dx), y, dy, dx) {
 		return
 	}
 	Y, DY, DX := f32(y), f32(dy), f32(dx)
@@ -364,7 +336,7 @@ func (d *Device) ReLUBackward(y, dy, dx kernels.Buffer) {
 
 // Add sets y = a + b.
 func (d *Device) Add(a, b, y kernels.Buffer) {
-	if !d.begin("add", values(a.Len()), same(a.Len(), []string{"b", "y"}, b, y), a, b, y) {
+	if !d.begin("add", kernels.Values(a.Len()), kernels.SameLens(a.Len(), []string{"b", "y"}, b, y), a, b, y) {
 		return
 	}
 	A, B, Y := f32(a), f32(b), f32(y)
@@ -381,7 +353,7 @@ const l2Floor = 1e-12
 // L2Normalize divides each row by its norm.
 func (d *Device) L2Normalize(rows, cols int, x, y, norms kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("x", x, rows*cols), kernels.Need("y", y, rows*cols), kernels.Need("norms", norms, rows))
-	if !d.begin("l2 normalize", rowsCols(rows, cols), err, x, y, norms) {
+	if !d.begin("l2 normalize", kernels.RowsCols(rows, cols), err, x, y, norms) {
 		return
 	}
 	X, Y, N := f32(x), f32(y), f32(norms)
@@ -406,7 +378,7 @@ func (d *Device) L2Normalize(rows, cols int, x, y, norms kernels.Buffer) {
 func (d *Device) L2NormalizeBackward(rows, cols int, y, norms, dy, dx kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("y", y, rows*cols), kernels.Need("norms", norms, rows),
 		kernels.Need("dy", dy, rows*cols), kernels.Need("dx", dx, rows*cols))
-	if !d.begin("l2 normalize backward", rowsCols(rows, cols), err, y, norms, dy, dx) {
+	if !d.begin("l2 normalize backward", kernels.RowsCols(rows, cols), err, y, norms, dy, dx) {
 		return
 	}
 	Y, N, DY, DX := f32(y), f32(norms), f32(dy), f32(dx)
@@ -433,13 +405,13 @@ func (d *Device) SoftmaxCrossEntropy(rows, classes int, logits kernels.Buffer, l
 	if err == nil && rows < 1 {
 		err = fmt.Errorf("no rows")
 	}
-	if !d.begin("softmax cross entropy", rowsCols(rows, classes), err, logits, labels, dlogits, loss) {
+	if !d.begin("softmax cross entropy", kernels.RowsCols(rows, classes), err, logits, labels, dlogits, loss) {
 		return
 	}
 	L, Y, DL := f32(logits), i32(labels), f32(dlogits)
 	for r, y := range Y {
 		if y < 0 || int(y) >= classes {
-			d.faults.Add("softmax cross entropy", rowsCols(rows, classes).String(), fmt.Errorf("row %d has label %d, want 0 to %d", r, y, classes-1))
+			d.faults.Add("softmax cross entropy", kernels.RowsCols(rows, classes).String(), fmt.Errorf("row %d has label %d, want 0 to %d", r, y, classes-1))
 			return
 		}
 	}
@@ -479,7 +451,7 @@ func (d *Device) SoftmaxCrossEntropy(rows, classes int, logits kernels.Buffer, l
 func (d *Device) ContrastiveLoss(p kernels.Params, z kernels.Buffer, n, dim int, labels kernels.Ints, grad kernels.Buffer, loss kernels.Scalars) {
 	err := kernels.CheckLens(kernels.Need("z", z, n*dim), kernels.Need("labels", labels, n),
 		kernels.Optional("grad", grad, n*dim), kernels.Need("loss", loss, 1))
-	sz := sizes(func() string { return fmt.Sprintf("%s, %d x %d", p.Loss, n, dim) })
+	sz := kernels.Sizes(func() string { return fmt.Sprintf("%s, %d x %d", p.Loss, n, dim) })
 	if !d.begin("contrastive loss", sz, err, z, labels, grad, loss) {
 		return
 	}
@@ -498,7 +470,7 @@ func (d *Device) ContrastiveLoss(p kernels.Params, z kernels.Buffer, n, dim int,
 // SGD is PyTorch's SGD step with momentum and weight decay, skipped when
 // the guard holds a NaN or Inf.
 func (d *Device) SGD(w, g, v kernels.Buffer, lr, momentum, decay float32, guard kernels.Scalars) {
-	if !d.begin("sgd", values(w.Len()), same(w.Len(), []string{"g", "v"}, g, v), w, g, v, guard) {
+	if !d.begin("sgd", kernels.Values(w.Len()), kernels.SameLens(w.Len(), []string{"g", "v"}, g, v), w, g, v, guard) {
 		return
 	}
 	for _, x := range f64(guard) {
@@ -521,7 +493,7 @@ const sumBlock = 1 << 14
 
 // SumSquares sums x^2 in fixed blocks, then the blocks in order.
 func (d *Device) SumSquares(x kernels.Buffer, out kernels.Scalars) {
-	if !d.begin("sum of squares", values(x.Len()), kernels.CheckLens(kernels.Need("out", out, 1)), x, out) {
+	if !d.begin("sum of squares", kernels.Values(x.Len()), kernels.CheckLens(kernels.Need("out", out, 1)), x, out) {
 		return
 	}
 	X := f32(x)

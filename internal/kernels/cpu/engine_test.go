@@ -39,40 +39,24 @@ func engines(t *testing.T) map[string]*LossEngine {
 	return out
 }
 
-func to32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
-}
-
-// worst tracks the largest errors a test saw, for its log.
-type worst struct{ loss, grad float64 }
-
-func (w *worst) add(loss, grad float64) {
-	w.loss = max(w.loss, loss)
-	w.grad = max(w.grad, grad)
-}
-
 func TestCPUMatchesGolden(t *testing.T) {
 	cases := kerneltest.LoadGolden(t)
 	for name, e := range engines(t) {
-		var w worst
+		var w kerneltest.Worst
 		for _, c := range cases {
 			grad := make([]float32, c.N*c.D)
-			res, err := e.Compute(c.Params(t), to32(c.Embeddings), c.N, c.D, c.Labels, grad)
+			res, err := e.Compute(c.Params(t), kerneltest.Float32s(c.Embeddings), c.N, c.D, c.Labels, grad)
 			if err != nil {
 				t.Fatalf("%s %s/%s: %v", name, c.Note, c.Loss, err)
 			}
 			le, ge := numcheck.RelErr(res.Loss, c.ExpectedLoss), numcheck.RelL2(grad, c.ExpectedGrad)
-			w.add(le, ge)
+			w.Add(le, ge)
 			if le > lossTol || ge > gradTol {
 				t.Errorf("%s %s/%s: loss %.9g want %.9g (rel %.2g), grad rel L2 %.2g",
 					name, c.Note, c.Loss, res.Loss, c.ExpectedLoss, le, ge)
 			}
 		}
-		t.Logf("%s: worst loss rel err %.2g, worst grad rel L2 %.2g", name, w.loss, w.grad)
+		t.Logf("%s: worst loss rel err %.2g, worst grad rel L2 %.2g", name, w.Loss, w.Grad)
 	}
 }
 
@@ -96,7 +80,7 @@ func TestCPUMatchesReference(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	engs := engines(t)
-	var w worst
+	var w kerneltest.Worst
 	for _, sh := range shapes {
 		z, z32, labels := kerneltest.PulledBatch(rng, sh.n, sh.d, sh.classes, sh.pull)
 		for _, l := range []kernels.Loss{kernels.SupCon, kernels.SINCERE, kernels.EpsSupInfoNCE} {
@@ -131,7 +115,7 @@ func TestCPUMatchesReference(t *testing.T) {
 					// PyTorch's included, has this error.
 					tol = 1e-3
 				} else {
-					w.add(le, ge)
+					w.Add(le, ge)
 				}
 				if le > lossTol || ge > tol || math.IsNaN(ge) {
 					t.Errorf("%s %v n=%d d=%d tau=%g: loss %.9g want %.9g (rel %.2g), grad rel L2 %.2g",
@@ -140,7 +124,7 @@ func TestCPUMatchesReference(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("worst loss rel err %.2g, worst grad rel L2 %.2g", w.loss, w.grad)
+	t.Logf("worst loss rel err %.2g, worst grad rel L2 %.2g", w.Loss, w.Grad)
 }
 
 func nan() float64 { return math.NaN() }
@@ -160,11 +144,11 @@ func TestCPUForwardOnly(t *testing.T) {
 	e, _ := NewLossEngine(kernels.CPUOptions{})
 	for _, l := range []kernels.Loss{kernels.SupCon, kernels.SINCERE, kernels.EpsSupInfoNCE} {
 		p := kernels.Params{Loss: l, Temperature: 0.2, Epsilon: 0.1}
-		a, err := e.Compute(p, to32(z), 70, 9, labels, nil)
+		a, err := e.Compute(p, kerneltest.Float32s(z), 70, 9, labels, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := e.Compute(p, to32(z), 70, 9, labels, make([]float32, 70*9))
+		b, _ := e.Compute(p, kerneltest.Float32s(z), 70, 9, labels, make([]float32, 70*9))
 		if a != b {
 			t.Errorf("%v: forward-only %+v, with gradient %+v", l, a, b)
 		}
@@ -183,7 +167,7 @@ func TestCPUIsDeterministic(t *testing.T) {
 		for _, w := range []int{1, 2, 5} {
 			e, _ := NewLossEngine(kernels.CPUOptions{Workers: w})
 			grad := make([]float32, len(z))
-			res, err := e.Compute(p, to32(z), 500, 24, labels, grad)
+			res, err := e.Compute(p, kerneltest.Float32s(z), 500, 24, labels, grad)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,7 +54,7 @@ func (d *Device) coefs(k, c int) [][]float32 {
 // BatchNormTrain normalises each channel of a.X (rows x c, channels last)
 // by its batch mean and variance.
 func (d *Device) BatchNormTrain(a kernels.BatchNorm) {
-	if !d.begin("batch norm", sizes(a.Sizes), a.Check(true), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Mean, a.InvStd, a.Y) {
+	if !d.begin("batch norm", kernels.Sizes(a.Sizes), a.Check(true), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Mean, a.InvStd, a.Y) {
 		return
 	}
 	rows, c := a.Rows, a.C
@@ -97,7 +97,7 @@ func (d *Device) affine(ops *normOps, rows, c int, X, scale, off []float32, relu
 
 // BatchNormEval normalises with the running statistics.
 func (d *Device) BatchNormEval(a kernels.BatchNorm) {
-	if !d.begin("batch norm (evaluation)", sizes(a.Sizes), a.Check(false), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Y) {
+	if !d.begin("batch norm (evaluation)", kernels.Sizes(a.Sizes), a.Check(false), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Y) {
 		return
 	}
 	c := a.C
@@ -114,7 +114,7 @@ func (d *Device) BatchNormEval(a kernels.BatchNorm) {
 // BatchNormBackward sets dx and adds dgamma = sum dy xhat, dbeta = sum dy;
 // with a fused ReLU (y not nil) dy counts only where y > 0.
 func (d *Device) BatchNormBackward(a kernels.BatchNormGrad) {
-	if !d.begin("batch norm backward", sizes(a.Sizes), a.Check(), a.X, a.Y, a.Gamma, a.Mean, a.InvStd, a.DY, a.DX, a.DGamma, a.DBeta) {
+	if !d.begin("batch norm backward", kernels.Sizes(a.Sizes), a.Check(), a.X, a.Y, a.Gamma, a.Mean, a.InvStd, a.DY, a.DX, a.DGamma, a.DBeta) {
 		return
 	}
 	rows, c := a.Rows, a.C
@@ -157,7 +157,7 @@ func reluMask(y, g float32) float32 {
 // (n x hw x c, channels last) into y (n x c), summing in float64.
 func (d *Device) GlobalAvgPool(n, hw, c int, x, y kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("x", x, n*hw*c), kernels.Need("y", y, n*c))
-	if !d.begin("global average pool", rowsCols(n*hw, c), err, x, y) {
+	if !d.begin("global average pool", kernels.RowsCols(n*hw, c), err, x, y) {
 		return
 	}
 	X, Y := f32(x), f32(y)
@@ -180,7 +180,7 @@ func (d *Device) GlobalAvgPool(n, hw, c int, x, y kernels.Buffer) {
 // GlobalAvgPoolBackward spreads dy / hw over every pixel.
 func (d *Device) GlobalAvgPoolBackward(n, hw, c int, dy, dx kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("dy", dy, n*c), kernels.Need("dx", dx, n*hw*c))
-	if !d.begin("global average pool backward", rowsCols(n*hw, c), err, dy, dx) {
+	if !d.begin("global average pool backward", kernels.RowsCols(n*hw, c), err, dy, dx) {
 		return
 	}
 	DY, DX := f32(dy), f32(dx)

@@ -43,7 +43,7 @@ func TestCPUMatchesGorgoniaAutodiff(t *testing.T) {
 			p := kernels.Params{Loss: l, Temperature: 0.5}
 			want, wantGrad := gorgoniaLoss(t, p, z, n, d, labels)
 			grad := make([]float32, n*d)
-			res, err := e.Compute(p, to32(z), n, d, labels, grad)
+			res, err := e.Compute(p, kerneltest.Float32s(z), n, d, labels, grad)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,14 +74,14 @@ func TestSincereNeverExceedsSupCon(t *testing.T) {
 			z, _, labels = kerneltest.PulledBatch(rng, n, d, classes, 3*rng.Float64())
 		}
 		tau := []float64{0.02, 0.05, 0.1, 0.5, 1}[trial%5]
-		sup, err := e.Compute(kernels.Params{Loss: kernels.SupCon, Temperature: tau}, to32(z), n, d, labels, nil)
+		sup, err := e.Compute(kernels.Params{Loss: kernels.SupCon, Temperature: tau}, kerneltest.Float32s(z), n, d, labels, nil)
 		if err == kernels.ErrNoAnchors {
 			continue
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		sin, err := e.Compute(kernels.Params{Loss: kernels.SINCERE, Temperature: tau}, to32(z), n, d, labels, nil)
+		sin, err := e.Compute(kernels.Params{Loss: kernels.SINCERE, Temperature: tau}, kerneltest.Float32s(z), n, d, labels, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestSupConBaseTemperature(t *testing.T) {
 		t.Fatalf("reference: base temperature scales the loss by %g, want tau/b", want/unscaled)
 	}
 	grad := make([]float32, 90*16)
-	res, err := e.Compute(p, to32(z), 90, 16, labels, grad)
+	res, err := e.Compute(p, kerneltest.Float32s(z), 90, 16, labels, grad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +118,8 @@ func TestSupConBaseTemperature(t *testing.T) {
 		t.Errorf("loss rel %.2g, grad rel L2 %.2g", le, ge)
 	}
 	// SINCERE ignores the base temperature.
-	a, _ := e.Compute(kernels.Params{Loss: kernels.SINCERE, Temperature: 0.1, BaseTemperature: 0.07}, to32(z), 90, 16, labels, nil)
-	b, _ := e.Compute(kernels.Params{Loss: kernels.SINCERE, Temperature: 0.1}, to32(z), 90, 16, labels, nil)
+	a, _ := e.Compute(kernels.Params{Loss: kernels.SINCERE, Temperature: 0.1, BaseTemperature: 0.07}, kerneltest.Float32s(z), 90, 16, labels, nil)
+	b, _ := e.Compute(kernels.Params{Loss: kernels.SINCERE, Temperature: 0.1}, kerneltest.Float32s(z), 90, 16, labels, nil)
 	if a != b {
 		t.Errorf("SINCERE changed with the base temperature: %v vs %v", a, b)
 	}

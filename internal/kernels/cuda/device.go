@@ -227,17 +227,6 @@ func aligned16(ps ...devPtr) bool {
 	return true
 }
 
-// sizes names an operation's sizes lazily.
-type sizes func() string
-
-func (s sizes) String() string { return s() }
-
-func values(n int) sizes { return func() string { return fmt.Sprintf("%d values", n) } }
-
-func rowsCols(rows, cols int) sizes {
-	return func() string { return fmt.Sprintf("%d x %d", rows, cols) }
-}
-
 // begin starts an operation: it reports whether the work should be
 // queued. It is not when an earlier failure waits for a sync, when err
 // (the operation's own validation) is not nil, or when a view is not this
@@ -325,7 +314,7 @@ func (d *Device) Sync() error {
 
 // Upload copies src into dst.
 func (d *Device) Upload(dst kernels.Buffer, src []float32) {
-	if d.begin("upload", values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) && len(src) > 0 {
+	if d.begin("upload", kernels.Values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) && len(src) > 0 {
 		d.fail("upload", d.drv.Upload(f32p(dst), unsafe.Pointer(&src[0]), 4*len(src)))
 	}
 }
@@ -334,7 +323,7 @@ func (d *Device) Upload(dst kernels.Buffer, src []float32) {
 // that read labels on the host (the loss's sort, the cross entropy's
 // check).
 func (d *Device) UploadInts(dst kernels.Ints, src []int32) {
-	if !d.begin("upload", values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) || len(src) == 0 {
+	if !d.begin("upload", kernels.Values(len(src)), kernels.CheckLens(kernels.Need("destination", dst, len(src))), dst) || len(src) == 0 {
 		return
 	}
 	p := i32p(dst)
@@ -354,7 +343,7 @@ func (d *Device) hostLabels(b kernels.Ints) ([]int32, error) {
 
 // Download copies src into dst. It syncs.
 func (d *Device) Download(dst []float32, src kernels.Buffer) error {
-	if d.begin("download", values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) && len(dst) > 0 {
+	if d.begin("download", kernels.Values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) && len(dst) > 0 {
 		d.fail("download", d.drv.Download(unsafe.Pointer(&dst[0]), f32p(src), 4*len(dst)))
 	}
 	return d.Sync()
@@ -365,7 +354,7 @@ func (d *Device) Download(dst []float32, src kernels.Buffer) error {
 // allocation that holds Go pointers (a struct's array field, say), and
 // scalars are small.
 func (d *Device) ReadScalars(dst []float64, src kernels.Scalars) error {
-	if d.begin("read scalars", values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) && len(dst) > 0 {
+	if d.begin("read scalars", kernels.Values(len(dst)), kernels.CheckLens(kernels.Need("source", src, len(dst))), src) && len(dst) > 0 {
 		if cap(d.staging) < len(dst) {
 			d.staging = make([]float64, len(dst))
 		}
@@ -381,14 +370,14 @@ func (d *Device) ReadScalars(dst []float64, src kernels.Scalars) error {
 
 // Copy copies src into dst.
 func (d *Device) Copy(dst, src kernels.Buffer) {
-	if d.begin("copy", values(src.Len()), kernels.CheckLens(kernels.Need("destination", dst, src.Len())), dst, src) {
+	if d.begin("copy", kernels.Values(src.Len()), kernels.CheckLens(kernels.Need("destination", dst, src.Len())), dst, src) {
 		d.launchFlat("copy_f32", int64(src.Len()), kargs{}.ptr(f32p(dst)).ptr(f32p(src)).i64(src.Len()))
 	}
 }
 
 // Fill sets every value to v.
 func (d *Device) Fill(dst kernels.Buffer, v float32) {
-	if d.begin("fill", values(dst.Len()), nil, dst) {
+	if d.begin("fill", kernels.Values(dst.Len()), nil, dst) {
 		d.launchFlat("fill_f32", int64(dst.Len()), kargs{}.ptr(f32p(dst)).i64(dst.Len()).f32(v))
 	}
 }
@@ -403,7 +392,7 @@ func trans(t bool) string {
 
 // Gemm runs gemm.cu's tiled product.
 func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Buffer, lda int, b kernels.Buffer, ldb int, beta float32, c kernels.Buffer, ldc int) {
-	sz := sizes(func() string { return kernels.GemmSizes(transA, transB, m, n, k) })
+	sz := kernels.Sizes(func() string { return kernels.GemmSizes(transA, transB, m, n, k) })
 	if !d.begin("gemm", sz, kernels.CheckGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc), a, b, c) || m == 0 || n == 0 {
 		return
 	}
@@ -420,7 +409,7 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernels
 // AddBias adds bias to every row.
 func (d *Device) AddBias(y kernels.Buffer, rows, cols int, bias kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("y", y, rows*cols), kernels.Need("bias", bias, cols))
-	if d.begin("add bias", rowsCols(rows, cols), err, y, bias) {
+	if d.begin("add bias", kernels.RowsCols(rows, cols), err, y, bias) {
 		d.launchFlat("bias_add_f32", int64(rows*cols), kargs{}.ptr(f32p(y)).i32(rows).i32(cols).ptr(f32p(bias)))
 	}
 }
@@ -439,7 +428,7 @@ func colChunks(rows, cols int) (chunks, chunkRows int) {
 // then the chunks in order.
 func (d *Device) SumRows(dy kernels.Buffer, rows, cols int, db kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("dy", dy, rows*cols), kernels.Need("db", db, cols))
-	if !d.begin("sum rows", rowsCols(rows, cols), err, dy, db) || rows == 0 || cols == 0 {
+	if !d.begin("sum rows", kernels.RowsCols(rows, cols), err, dy, db) || rows == 0 || cols == 0 {
 		return
 	}
 	chunks, chunkRows := colChunks(rows, cols)
@@ -459,33 +448,23 @@ func (d *Device) SumRows(dy kernels.Buffer, rows, cols int, db kernels.Buffer) {
 	}
 }
 
-// same checks that buffers hold n values each.
-func same(n int, names []string, bufs ...kernels.Buffer) error {
-	for i, b := range bufs {
-		if err := kernels.CheckLens(kernels.Need(names[i], b, n)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ReLU sets y = max(x, 0).
 func (d *Device) ReLU(x, y kernels.Buffer) {
-	if d.begin("relu", values(x.Len()), same(x.Len(), []string{"y"}, y), x, y) {
+	if d.begin("relu", kernels.Values(x.Len()), kernels.SameLens(x.Len(), []string{"y"}, y), x, y) {
 		d.launchFlat("relu_f32", int64(x.Len()), kargs{}.ptr(f32p(x)).ptr(f32p(y)).i64(x.Len()))
 	}
 }
 
 // ReLUBackward passes dy where y > 0.
 func (d *Device) ReLUBackward(y, dy, dx kernels.Buffer) {
-	if d.begin("relu backward", values(y.Len()), same(y.Len(), []string{"dy", "dx"}, dy, dx), y, dy, dx) {
+	if d.begin("relu backward", kernels.Values(y.Len()), kernels.SameLens(y.Len(), []string{"dy", "dx"}, dy, dx), y, dy, dx) {
 		d.launchFlat("relu_backward_f32", int64(y.Len()), kargs{}.ptr(f32p(y)).ptr(f32p(dy)).ptr(f32p(dx)).i64(y.Len()))
 	}
 }
 
 // Add sets y = a + b.
 func (d *Device) Add(a, b, y kernels.Buffer) {
-	if d.begin("add", values(a.Len()), same(a.Len(), []string{"b", "y"}, b, y), a, b, y) {
+	if d.begin("add", kernels.Values(a.Len()), kernels.SameLens(a.Len(), []string{"b", "y"}, b, y), a, b, y) {
 		d.launchFlat("add_f32", int64(a.Len()), kargs{}.ptr(f32p(a)).ptr(f32p(b)).ptr(f32p(y)).i64(a.Len()))
 	}
 }
@@ -493,7 +472,7 @@ func (d *Device) Add(a, b, y kernels.Buffer) {
 // GlobalAvgPool averages each channel over the pixels of each image.
 func (d *Device) GlobalAvgPool(n, hw, c int, x, y kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("x", x, n*hw*c), kernels.Need("y", y, n*c))
-	if d.begin("global average pool", rowsCols(n*hw, c), err, x, y) && n*c > 0 {
+	if d.begin("global average pool", kernels.RowsCols(n*hw, c), err, x, y) && n*c > 0 {
 		d.launch("gap_forward_f32", [3]int{min((n*c+threads-1)/threads, 65535), 1, 1},
 			kargs{}.ptr(f32p(x)).i32(n).i32(hw).i32(c).ptr(f32p(y)))
 	}
@@ -502,7 +481,7 @@ func (d *Device) GlobalAvgPool(n, hw, c int, x, y kernels.Buffer) {
 // GlobalAvgPoolBackward spreads dy / hw over every pixel.
 func (d *Device) GlobalAvgPoolBackward(n, hw, c int, dy, dx kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("dy", dy, n*c), kernels.Need("dx", dx, n*hw*c))
-	if d.begin("global average pool backward", rowsCols(n*hw, c), err, dy, dx) {
+	if d.begin("global average pool backward", kernels.RowsCols(n*hw, c), err, dy, dx) {
 		d.launchFlat("gap_backward_f32", int64(n*hw*c), kargs{}.ptr(f32p(dy)).i32(n).i32(hw).i32(c).ptr(f32p(dx)))
 	}
 }
@@ -510,7 +489,7 @@ func (d *Device) GlobalAvgPoolBackward(n, hw, c int, dy, dx kernels.Buffer) {
 // L2Normalize divides each row by its norm: one warp per row.
 func (d *Device) L2Normalize(rows, cols int, x, y, norms kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("x", x, rows*cols), kernels.Need("y", y, rows*cols), kernels.Need("norms", norms, rows))
-	if d.begin("l2 normalize", rowsCols(rows, cols), err, x, y, norms) && rows > 0 {
+	if d.begin("l2 normalize", kernels.RowsCols(rows, cols), err, x, y, norms) && rows > 0 {
 		d.launch("l2_normalize", [3]int{(rows + 7) / 8, 1, 1}, kargs{}.ptr(f32p(x)).i32(rows).i32(cols).ptr(f32p(y)).ptr(f32p(norms)))
 	}
 }
@@ -519,7 +498,7 @@ func (d *Device) L2Normalize(rows, cols int, x, y, norms kernels.Buffer) {
 func (d *Device) L2NormalizeBackward(rows, cols int, y, norms, dy, dx kernels.Buffer) {
 	err := kernels.CheckLens(kernels.Need("y", y, rows*cols), kernels.Need("norms", norms, rows),
 		kernels.Need("dy", dy, rows*cols), kernels.Need("dx", dx, rows*cols))
-	if d.begin("l2 normalize backward", rowsCols(rows, cols), err, y, norms, dy, dx) && rows > 0 {
+	if d.begin("l2 normalize backward", kernels.RowsCols(rows, cols), err, y, norms, dy, dx) && rows > 0 {
 		d.launch("l2_normalize_backward", [3]int{(rows + 7) / 8, 1, 1},
 			kargs{}.ptr(f32p(y)).ptr(f32p(norms)).ptr(f32p(dy)).i32(rows).i32(cols).ptr(f32p(dx)))
 	}
@@ -549,7 +528,7 @@ func (d *Device) SoftmaxCrossEntropy(rows, classes int, logits kernels.Buffer, l
 			}
 		}
 	}
-	if !d.begin("softmax cross entropy", rowsCols(rows, classes), err, logits, labels, dlogits, loss) {
+	if !d.begin("softmax cross entropy", kernels.RowsCols(rows, classes), err, logits, labels, dlogits, loss) {
 		return
 	}
 	rowLoss, err := d.scratchBuf("cross entropy", 8*rows)
@@ -567,7 +546,7 @@ const sumSquaresChunk = 8192
 
 // SumSquares sums x^2 in float64: per-block sums, then the blocks in order.
 func (d *Device) SumSquares(x kernels.Buffer, out kernels.Scalars) {
-	if !d.begin("sum of squares", values(x.Len()), kernels.CheckLens(kernels.Need("out", out, 1)), x, out) {
+	if !d.begin("sum of squares", kernels.Values(x.Len()), kernels.CheckLens(kernels.Need("out", out, 1)), x, out) {
 		return
 	}
 	blocks := max(1, (x.Len()+sumSquaresChunk-1)/sumSquaresChunk)
@@ -587,7 +566,7 @@ func (d *Device) SumSquares(x kernels.Buffer, out kernels.Scalars) {
 // SGD is PyTorch's SGD step with momentum and weight decay, skipped on the
 // device when the guard holds a NaN or Inf.
 func (d *Device) SGD(w, g, v kernels.Buffer, lr, momentum, decay float32, guard kernels.Scalars) {
-	if d.begin("sgd", values(w.Len()), same(w.Len(), []string{"g", "v"}, g, v), w, g, v, guard) {
+	if d.begin("sgd", kernels.Values(w.Len()), kernels.SameLens(w.Len(), []string{"g", "v"}, g, v), w, g, v, guard) {
 		d.launchFlat("sgd_f32", int64(w.Len()), kargs{}.ptr(f32p(w)).ptr(f32p(g)).ptr(f32p(v)).i64(w.Len()).
 			f32(lr).f32(momentum).f32(decay).ptr(f64p(guard)).i32(guard.Len()))
 	}
@@ -684,7 +663,7 @@ func flag(b bool) int {
 // BatchNormTrain normalises each channel by its batch statistics: partial
 // sums per chunk of rows, the statistics in order, then the affine pass.
 func (d *Device) BatchNormTrain(a kernels.BatchNorm) {
-	if !d.begin("batch norm", sizes(a.Sizes), a.Check(true), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Mean, a.InvStd, a.Y) {
+	if !d.begin("batch norm", kernels.Sizes(a.Sizes), a.Check(true), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Mean, a.InvStd, a.Y) {
 		return
 	}
 	chunks, chunkRows := colChunks(a.Rows, a.C)
@@ -703,7 +682,7 @@ func (d *Device) BatchNormTrain(a kernels.BatchNorm) {
 
 // BatchNormEval normalises with the running statistics.
 func (d *Device) BatchNormEval(a kernels.BatchNorm) {
-	if !d.begin("batch norm (evaluation)", sizes(a.Sizes), a.Check(false), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Y) {
+	if !d.begin("batch norm (evaluation)", kernels.Sizes(a.Sizes), a.Check(false), a.X, a.Gamma, a.Beta, a.RunMean, a.RunVar, a.Y) {
 		return
 	}
 	_, affine, err := d.bnScratch(a.C, 1)
@@ -718,7 +697,7 @@ func (d *Device) BatchNormEval(a kernels.BatchNorm) {
 
 // BatchNormBackward sets dx and adds dgamma and dbeta.
 func (d *Device) BatchNormBackward(a kernels.BatchNormGrad) {
-	if !d.begin("batch norm backward", sizes(a.Sizes), a.Check(), a.X, a.Y, a.Gamma, a.Mean, a.InvStd, a.DY, a.DX, a.DGamma, a.DBeta) {
+	if !d.begin("batch norm backward", kernels.Sizes(a.Sizes), a.Check(), a.X, a.Y, a.Gamma, a.Mean, a.InvStd, a.DY, a.DX, a.DGamma, a.DBeta) {
 		return
 	}
 	chunks, chunkRows := colChunks(a.Rows, a.C)

@@ -219,7 +219,7 @@ func (d *Device) ContrastiveLoss(p kernels.Params, z kernels.Buffer, n, dim int,
 			err = fmt.Errorf("labels that were not uploaded with UploadInts")
 		}
 	}
-	sz := sizes(func() string { return fmt.Sprintf("%s, %d x %d", p.Loss, n, dim) })
+	sz := kernels.Sizes(func() string { return fmt.Sprintf("%s, %d x %d", p.Loss, n, dim) })
 	if !d.begin("contrastive loss", sz, err, z, labels, grad, loss) {
 		return
 	}

@@ -30,17 +30,7 @@ func deviceTolerances(prec string) kerneltest.Tolerances {
 // gpuemu build (small problems: the emulator runs one block at a time), on
 // the GPU in a gpu build (full sizes with SINCERE_GPU_CHECK=full).
 func TestDeviceConformance(t *testing.T) {
-	probe, err := OpenDevice(kernels.CUDAOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	precs := []string{kernels.PrecisionFP32}
-	if probe.(*Device).info.Major >= 8 {
-		precs = append(precs, kernels.PrecisionTF32)
-	}
-	if err := probe.(*Device).Close(); err != nil {
-		t.Fatal(err)
-	}
+	precs := devicePrecisions(t)
 	small := !Support || os.Getenv("SINCERE_GPU_CHECK") != "full" && isEmulator()
 
 	for _, prec := range precs {
@@ -55,4 +45,20 @@ func TestDeviceConformance(t *testing.T) {
 			}, kerneltest.Options{Tol: deviceTolerances(prec), Small: small})
 		})
 	}
+}
+
+// devicePrecisions lists the training precisions the GPU runs: fp32, and
+// tf32 on compute capability 8.0 and newer.
+func devicePrecisions(t *testing.T) []string {
+	t.Helper()
+	probe, err := OpenDevice(kernels.CUDAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := probe.(*Device)
+	defer d.Close()
+	if d.info.Major >= 8 {
+		return []string{kernels.PrecisionFP32, kernels.PrecisionTF32}
+	}
+	return []string{kernels.PrecisionFP32}
 }

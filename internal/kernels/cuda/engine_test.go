@@ -93,7 +93,7 @@ func TestCUDAMatchesReference(t *testing.T) {
 	for _, prec := range testPrecisions(t) {
 		e := openTestCUDA(t, prec)
 		lossTolP, gradTolP := cudaTolerances(prec)
-		var w worst
+		var w kerneltest.Worst
 		for _, sh := range shapes {
 			z, z32, labels := kerneltest.PulledBatch(rng, sh.n, sh.d, sh.classes, sh.pull)
 			for _, p := range []kernels.Params{
@@ -136,7 +136,7 @@ func TestCUDAMatchesReference(t *testing.T) {
 				case sh.pull > 0 && p.Loss == kernels.SupCon:
 					gt = max(gt, 1e-3) // float32 conditioning, see TestCPUMatchesReference
 				default:
-					w.add(le, ge)
+					w.Add(le, ge)
 				}
 				if le > lt || ge > gt || math.IsNaN(ge) {
 					t.Errorf("%s %v n=%d d=%d tau=%g b=%g: loss %.9g want %.9g (rel %.2g), grad rel L2 %.2g",
@@ -144,7 +144,7 @@ func TestCUDAMatchesReference(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%s on %s: worst loss rel err %.2g, worst grad rel L2 %.2g", prec, e.Info().Name, w.loss, w.grad)
+		t.Logf("%s on %s: worst loss rel err %.2g, worst grad rel L2 %.2g", prec, e.Info().Name, w.Loss, w.Grad)
 	}
 }
 
@@ -180,7 +180,7 @@ func TestCUDAMatchesCPU(t *testing.T) {
 				continue
 			}
 			z, labels := kerneltest.Batch(rng, n, d, max(2, n/100))
-			z32 := to32(z)
+			z32 := kerneltest.Float32s(z)
 			for _, tau := range taus {
 				for _, p := range []kernels.Params{
 					{Loss: kernels.SupCon, Temperature: tau},
@@ -238,16 +238,16 @@ func TestCUDAForwardOnlyAndRepeat(t *testing.T) {
 	e := openTestCUDA(t, kernels.PrecisionAuto)
 	for _, l := range []kernels.Loss{kernels.SupCon, kernels.SINCERE, kernels.EpsSupInfoNCE} {
 		p := kernels.Params{Loss: l, Temperature: 0.2, Epsilon: 0.1}
-		a, err := e.Compute(p, to32(z), 90, 40, labels, nil)
+		a, err := e.Compute(p, kerneltest.Float32s(z), 90, 40, labels, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		g1, g2 := poisoned(90*40), poisoned(90*40)
-		b, err := e.Compute(p, to32(z), 90, 40, labels, g1)
+		b, err := e.Compute(p, kerneltest.Float32s(z), 90, 40, labels, g1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, _ := e.Compute(p, to32(z), 90, 40, labels, g2)
+		c, _ := e.Compute(p, kerneltest.Float32s(z), 90, 40, labels, g2)
 		if a != b || b != c {
 			t.Errorf("%v: forward-only %+v, with gradient %+v, again %+v", l, a, b, c)
 		}
@@ -284,7 +284,7 @@ func TestCUDARejectsBadInput(t *testing.T) {
 	// in the caller's order, whatever the sorted order.
 	rng := rand.New(rand.NewPCG(1, 2))
 	zz, labels := kerneltest.Batch(rng, 80, 3, 4)
-	z32 := to32(zz)
+	z32 := kerneltest.Float32s(zz)
 	z32[5*3+0] = float32(math.Inf(-1))
 	z32[2*3+1] = float32(math.NaN())
 	_, err := e.Compute(p, z32, 80, 3, labels, make([]float32, 80*3))
@@ -299,20 +299,4 @@ func randomVec(rng *rand.Rand, n int, lo, hi float32) []float32 {
 		v[i] = lo + (hi-lo)*rng.Float32()
 	}
 	return v
-}
-
-func to32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
-}
-
-// worst tracks the largest errors a test saw, for its log.
-type worst struct{ loss, grad float64 }
-
-func (w *worst) add(loss, grad float64) {
-	w.loss = max(w.loss, loss)
-	w.grad = max(w.grad, grad)
 }

@@ -128,15 +128,7 @@ func TestStepParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe, err := OpenDevice(kernels.CUDAOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	precs := []string{kernels.PrecisionFP32}
-	if probe.(*Device).info.Major >= 8 {
-		precs = append(precs, kernels.PrecisionTF32)
-	}
-	_ = probe.(*Device).Close()
+	precs := devicePrecisions(t)
 	for _, c := range parityCases(full) {
 		rng := rand.New(rand.NewPCG(11, uint64(c.rows)))
 		shape := []int{c.rows, c.in[1], c.in[2], c.in[0]}

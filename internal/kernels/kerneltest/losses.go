@@ -165,3 +165,22 @@ func CheckRejects(t *testing.T, e kernels.LossEngine) {
 		t.Error("temperature 0 accepted")
 	}
 }
+
+// Float32s returns v rounded to float32.
+func Float32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// Worst tracks the largest loss and gradient errors a test saw, for its
+// log.
+type Worst struct{ Loss, Grad float64 }
+
+// Add takes one case's errors.
+func (w *Worst) Add(loss, grad float64) {
+	w.Loss = max(w.Loss, loss)
+	w.Grad = max(w.Grad, grad)
+}
