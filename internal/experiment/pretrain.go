@@ -44,6 +44,9 @@ type PretrainOptions struct {
 	// Resume continues the run from its checkpoint (a run without one
 	// starts from the beginning; a finished run is left as it is).
 	Resume bool
+	// ResumeHint says how to continue an interrupted run, in the error;
+	// "" means pretrain's "continue with --resume".
+	ResumeHint string
 	// Reporter, if not nil, is told about progress.
 	Reporter Reporter
 	// Fetch, if not nil, downloads a data set found nowhere.
@@ -497,7 +500,11 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 				if err := saveCheckpoint(); err != nil {
 					return dir, err
 				}
-				return dir, fmt.Errorf("%w at epoch %d, batch %d; checkpoint written to %s, continue with --resume", ErrInterrupted, ck.Epoch+1, ck.Batch, ckptPath)
+				hint := opt.ResumeHint
+				if hint == "" {
+					hint = "continue with --resume"
+				}
+				return dir, fmt.Errorf("%w at epoch %d, batch %d; checkpoint written to %s, %s", ErrInterrupted, ck.Epoch+1, ck.Batch, ckptPath, hint)
 			}
 			b, err := stream.Next()
 			if err != nil {

@@ -128,7 +128,8 @@ func (p *plan) run(ctx context.Context, i int) (probed, error) {
 	}
 	defer unlock()
 	dir, err := Pretrain(ctx, cfg, PretrainOptions{Method: t.Method, Seed: t.Seed, Out: p.opt.Out, Resume: true,
-		Reporter: p.rep, Fetch: p.opt.Fetch, loadTrain: p.loadTrain, locked: true})
+		ResumeHint: "run the comparison (or its task) again to continue it", Reporter: p.rep, Fetch: p.opt.Fetch,
+		loadTrain: p.loadTrain, locked: true})
 	if err != nil {
 		return probed{}, err
 	}

@@ -59,6 +59,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/sincere-ml/sincere/internal/regfile"
 )
 
 // FileName is the lock file's name inside the directory it locks.
@@ -328,7 +330,7 @@ func read(path string) (Holder, error) {
 var errUnreadable = errors.New("unreadable lock file")
 
 func readStat(path string) (Holder, time.Time, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path) // a FIFO in its place must not block
 	if err != nil {
 		return Holder{}, time.Time{}, err
 	}
