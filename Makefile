@@ -5,7 +5,7 @@ BIN     := bin/sincere
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test lint bench run data peak-rss clean cuda ptx ptx-check vet-gpu gpu-check-build
+.PHONY: build test lint bench run data peak-rss clean cuda ptx ptx-check vet-gpu gpu-check-build gpu-check-dry
 
 # The CUDA kernels: one source per family, each compiled to PTX for two targets. The PTX is
 # committed and embedded in the gpu build, so that building it needs only
@@ -88,13 +88,24 @@ ptx-check:
 		fi; \
 	done; done; echo "ptx-check: the committed PTX matches a fresh make ptx"
 
-## gpu-check-build: everything scripts/gpu-check.sh carries to a GPU machine,
-## in bin/gpu-check/ (the gpu binary and the CUDA backend's test binary)
-## (stripped: the device tool carries at most 64 MiB)
+## gpu-check-build: everything scripts/gpu-check.sh takes to a GPU machine, in
+## bin/gpu-check/: sincere-cuda and the CUDA backend's test binary (-tags gpu,
+## stripped, xz-compressed), MNIST's four IDX files, a MANIFEST; fails when it
+## and the tracked tree pass the device tool's 64 MiB. GPU_CHECK_TAGS=gpuemu
+## GPU_CHECK_DIR=bin/gpu-check-emu builds the dry run's (scripts/gpu-check.sh dry)
+GPU_CHECK_DIR  ?= bin/gpu-check
+GPU_CHECK_TAGS ?= gpu
 gpu-check-build:
-	mkdir -p bin/gpu-check
-	CGO_ENABLED=1 $(GO) build -tags gpu -ldflags "-s -w $(LDFLAGS)" -o bin/gpu-check/sincere-cuda ./cmd/sincere
-	CGO_ENABLED=1 $(GO) test -tags gpu -c -ldflags "-s -w" -o bin/gpu-check/cuda.test ./internal/kernels/cuda/
+	rm -rf $(GPU_CHECK_DIR) $(GPU_CHECK_DIR)-raw
+	mkdir -p $(GPU_CHECK_DIR)-raw
+	CGO_ENABLED=1 $(GO) build -tags $(GPU_CHECK_TAGS) -ldflags "-s -w $(LDFLAGS)" -o $(GPU_CHECK_DIR)-raw/sincere-cuda ./cmd/sincere
+	CGO_ENABLED=1 $(GO) test -tags $(GPU_CHECK_TAGS) -c -ldflags "-s -w" -o $(GPU_CHECK_DIR)-raw/cuda.test ./internal/kernels/cuda/
+	scripts/gpu-check.sh pack $(GPU_CHECK_DIR) $(GPU_CHECK_TAGS) $(VERSION)
+
+## gpu-check-dry: scripts/gpu-check.sh's every stage on the CPU emulator at
+## tiny sizes (no GPU needed), into gpu-check-dry/
+gpu-check-dry:
+	scripts/gpu-check.sh dry gpu-check-dry
 
 ## bench: time the fused losses at N = 1024, 8192 and 65536 (several minutes),
 ## the input pipeline and a training step of the small CNN
@@ -117,4 +128,4 @@ peak-rss: build
 	scripts/peak-rss.sh $(BIN) 8192 128
 
 clean:
-	rm -rf bin runs
+	rm -rf bin runs gpu-check-out gpu-check-dry

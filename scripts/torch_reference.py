@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch side of scripts/gpu-check.sh (runs on the GPU machine).
 
-  torch_reference.py bench OUT.json [--n N ...] [--d D]
+  torch_reference.py bench OUT.json [--n N ...] [--d D] [--loss L ...] [--deadline SECONDS]
       Times forward+backward of SupCon and SINCERE written the way the public
       reference code is (full N x N similarity matrix, N x N masks, log-sum-exp,
       autograd), eager and under torch.compile, at each N; notes out-of-memory.
-      Also measures the GPU's matrix ceilings (FP32 and TF32 products).
+      Also measures the GPU's matrix ceilings (FP32 and TF32 products). Every
+      eager case runs first; OUT.json is rewritten after every case.
   torch_reference.py crosscheck SINCERE_BINARY OUT.json [--n N]
       Runs `sincere loss --device cuda` on random unit embeddings and compares
       its loss and gradient with the same formulas in float64 on the GPU.
@@ -152,10 +153,13 @@ def cmd_bench(args):
             out[f"matmul_{name}_tflops"] = None
             out[f"matmul_{name}_error"] = repr(e)[:300]
     torch.cuda.empty_cache()
+    started = time.time()
     compiled = {}
-    for loss in args.loss:
-        fn = LOSSES[loss]
-        for mode in ("eager", "compile"):
+    # Every eager case first, then the compiled ones while the deadline
+    # allows; the file is rewritten after every case.
+    for mode in ("eager", "compile"):
+        for loss in args.loss:
+            fn = LOSSES[loss]
             if mode == "compile":
                 if loss not in compiled:
                     compiled[loss] = torch.compile(fn, dynamic=True)
@@ -165,6 +169,12 @@ def cmd_bench(args):
             for n in args.n:
                 row = {"loss": loss, "mode": mode, "n": n, "d": args.d}
                 t0 = time.time()
+                left = args.deadline - (t0 - started)
+                if left < (30 if mode == "compile" else 5):
+                    row["skipped"] = "%.0f s of the deadline left" % max(left, 0)
+                    print(json.dumps(row), flush=True)
+                    out["rows"].append(row)
+                    continue
                 z = y = None
                 try:
                     z, y = batch(n, args.d, 10, 1, dev, torch.float32)
@@ -189,8 +199,8 @@ def cmd_bench(args):
                 row["wall_s"] = time.time() - t0
                 print(json.dumps(row), flush=True)
                 out["rows"].append(row)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
+                write_json(args.out, out)
+    write_json(args.out, out)
 
 
 # --------------------------------------------------------------------------
@@ -564,115 +574,6 @@ def cmd_crosscheck(args):
         json.dump(results, f, indent=1)
 
 
-def load_jsonl(path):
-    rows = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("{"):
-                rows.append(json.loads(line))
-    return rows
-
-
-def cmd_report(args):
-    ours = []
-    for path in args.bench:
-        if os.path.exists(path):
-            ours += load_jsonl(path)
-    torch_res = {}
-    if args.torch and os.path.exists(args.torch):
-        with open(args.torch) as f:
-            torch_res = json.load(f)
-    lines = []
-    gpu = next((r.get("gpu") for r in ours if r.get("gpu")), torch_res.get("gpu", "?"))
-    lines.append(f"GPU: {gpu}")
-    if torch_res:
-        tf = torch_res.get("matmul_tf32_tflops")
-        fp = torch_res.get("matmul_fp32_tflops")
-        lines.append("cuBLAS 8192^3 through PyTorch %s: FP32 %s TFLOP/s, TF32 %s TFLOP/s; reference code runs with allow_tf32=%s"
-                     % (torch_res.get("torch"), f"{fp:.0f}" if fp else "?", f"{tf:.0f}" if tf else "?",
-                        torch_res.get("allow_tf32")))
-    tref = {}
-    for r in torch_res.get("rows", []):
-        tref[(r["loss"], r["mode"], r["n"])] = r
-
-    def torch_cell(loss, mode, n):
-        r = tref.get((loss, mode, n))
-        if r is None:
-            return "-", None
-        if r.get("oom"):
-            return "OOM", None
-        if "ms" in r:
-            return f"{r['ms']:.1f}", r["ms"]
-        return "error", None
-
-    lines.append("")
-    lines.append("Forward+backward, D = %d, 10 classes, tau 0.1; ms are medians of 5 runs after a warm-up."
-                 % (ours[0]["d"] if ours else 128))
-    lines.append("'kernel' is our kernels alone (CUDA events), 'call' the whole engine call with transfers;")
-    lines.append("'floor' = max(6N^2D flops at peak matrix rate, 2N^2 exp at peak SFU rate); speedups use 'call'.")
-    head = ["loss", "N", "precision", "kernel ms", "call ms", "of floor", "dev MiB", "eager ms", "compile ms", "x eager", "x compile", "torch MiB"]
-    table = [head]
-    loss_order = {"sincere": 0, "supcon": 1, "eps-supinfonce": 2}
-    prec_order = {"tf32x3": 0, "tf32": 1, "fp32": 2}
-    for r in sorted(ours, key=lambda r: (loss_order.get(r["loss"], 9), r["n"], prec_order.get(r.get("precision"), 9))):
-        n, loss = r["n"], r["loss"]
-        e_cell, e_ms = torch_cell(loss, "eager", n)
-        c_cell, c_ms = torch_cell(loss, "compile", n)
-        peak = tref.get((loss, "eager", n), {}).get("peak_mib")
-        floor = r.get("floor_ms") or 0
-        kern = r.get("kernel_ms") or 0
-        table.append([
-            loss, str(n), r.get("precision", "-"), f"{kern:.2f}", f"{r['median_ms']:.2f}",
-            f"{100 * floor / kern:.0f}%" if floor and kern else "-",
-            f"{r.get('device_scratch_mib', 0):.1f}",
-            e_cell, c_cell,
-            f"{e_ms / r['median_ms']:.1f}" if e_ms else "-",
-            f"{c_ms / r['median_ms']:.1f}" if c_ms else "-",
-            f"{peak:.0f}" if peak else "-",
-        ])
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    for row in table:
-        lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths)))
-    lines.append("")
-    lines.append("Targets (issue 6):")
-    for r in sorted(ours, key=lambda r: prec_order.get(r.get("precision"), 9)):
-        if r["loss"] != "sincere":
-            continue
-        if r["n"] == 32768:
-            _, e_ms = torch_cell("sincere", "eager", 32768)
-            x = e_ms / r["median_ms"] if e_ms else None
-            lines.append("  SINCERE N=32768 %-6s: %s x the eager PyTorch time (want >= 10)"
-                         % (r.get("precision"), f"{x:.1f}" if x else "?"))
-        if r["n"] == 262144:
-            mib = r.get("device_scratch_mib", 0)
-            lines.append("  SINCERE N=262144 %-6s: runs, %.0f MiB of device memory beyond inputs and outputs (want < 1024)"
-                         % (r.get("precision"), mib))
-    if args.crosscheck and os.path.exists(args.crosscheck):
-        with open(args.crosscheck) as f:
-            cc = json.load(f)
-        worst = {}
-        bad = []
-        for r in cc:
-            if "error" in r or not r.get("finite", False):
-                bad.append(r)
-                continue
-            w = worst.setdefault(r["precision"], [0.0, 0.0])
-            w[0] = max(w[0], r["loss_rel"])
-            w[1] = max(w[1], r["grad_rel"])
-        lines.append("")
-        lines.append("sincere loss --device cuda vs the formulas in float64 on the GPU (N %s, tau 0.1 and 0.02, 3 losses):"
-                     % sorted({r["n"] for r in cc}))
-        for prec, (l, g) in sorted(worst.items()):
-            lines.append(f"  {prec:7s} worst loss rel err {l:.2e}, worst grad rel L2 {g:.2e}")
-        for r in bad:
-            lines.append(f"  FAILED {r}")
-    text = "\n".join(lines) + "\n"
-    with open(args.out, "w") as f:
-        f.write(text)
-    sys.stdout.write(text)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -681,6 +582,7 @@ def main():
     b.add_argument("--n", type=int, action="append")
     b.add_argument("--d", type=int, default=128)
     b.add_argument("--loss", action="append")
+    b.add_argument("--deadline", type=float, default=1e9, help="seconds this command may take: cases that would not fit are skipped")
     c = sub.add_parser("crosscheck")
     c.add_argument("binary")
     c.add_argument("out")
@@ -699,11 +601,6 @@ def main():
     t.add_argument("--deadline", type=float, default=1e9, help="seconds this command may take: cases that would not fit are skipped")
     t.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     t.add_argument("--width", type=float, default=1.0, help="width multiplier of the networks (dry runs)")
-    r = sub.add_parser("report")
-    r.add_argument("out")
-    r.add_argument("bench", nargs="*")
-    r.add_argument("--torch")
-    r.add_argument("--crosscheck")
     args = ap.parse_args()
     if args.cmd == "bench":
         args.n = args.n or [1024, 8192, 32768, 65536, 262144]
@@ -721,8 +618,6 @@ def main():
         args.n = args.n or [4096]
         args.precision = args.precision or ["tf32x3", "tf32", "fp32"]
         cmd_crosscheck(args)
-    else:
-        cmd_report(args)
 
 
 if __name__ == "__main__":
