@@ -48,8 +48,8 @@
 #                    float64
 #         torch-compile  the PyTorch steps under torch.compile, the networks
 #                    whose compilation fits in the time left
-#         sanitizer-*  compute-sanitizer memcheck and racecheck over the jit
-#                    stage's training step
+#         sanitizer-*  compute-sanitizer memcheck and racecheck over one cnn
+#                    training step (sincere-cuda pretrain of one batch)
 #       then the final table (scripts/gpu_check_report.py): every check's
 #       verdict and every figure beside its target. Working files go to a
 #       scratch folder; OUTDIR (default $OUT, else ./gpu-check-out) receives
@@ -437,13 +437,25 @@ else
 		--device "$TORCH_DEVICE" --mode compile --deadline "$(deadline 170)" "${targs[@]}"
 fi
 
-# --- compute-sanitizer over one cnn training step (the jit stage's) ------------------------
+# --- compute-sanitizer over one cnn training step -----------------------------------------
+# pretrain of one batch (32 synthetic images, one epoch): one training step
+# and the checkpoint's copy to the host, no benchmark around it.
+# onestep DIR sets one_step to that command, its run under $work/DIR.
+onestep() {
+	one_step=("$bin/sincere-cuda" pretrain --config configs/quick.yaml --method sincere --out "$work/$1"
+		--set train.device=cuda --set data.dataset=synthetic:1x28x28 --set data.subset=32
+		--set train.batch_size=32 --set train.epochs=1 --set train.warmup_steps=1 --set train.log_every=1 "${sets[@]}")
+}
 if [ -n "$DRY" ]; then
+	# The command alone, so that a dry run checks it.
+	onestep sanitizer-step
+	stage sanitizer-step 60 "${one_step[@]}"
 	skip sanitizer-memcheck "a dry run: compute-sanitizer needs a GPU"
 	skip sanitizer-racecheck "a dry run: compute-sanitizer needs a GPU"
 elif command -v compute-sanitizer >/dev/null; then
 	for tool in memcheck racecheck; do
-		stage "sanitizer-$tool" 60 compute-sanitizer --tool "$tool" --error-exitcode 3 "${step[@]}"
+		onestep "sanitizer-$tool"
+		stage "sanitizer-$tool" 60 compute-sanitizer --tool "$tool" --error-exitcode 3 "${one_step[@]}"
 	done
 else
 	skip sanitizer-memcheck "no compute-sanitizer here"

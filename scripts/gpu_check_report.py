@@ -442,7 +442,13 @@ class Report:
                            "the sanitizer does not support this device here", "0 errors")
                 continue
             errors = int(m.group(1)) if m else None
-            verdict = "PASS" if st["verdict"] == "pass" and errors == 0 else "FAIL"
+            # The reports it prints as it finds them, before its summary.
+            found = len(re.findall(r"^========= (Invalid|Error|Program hit|Race)", log, re.M))
+            if st["verdict"] == "timeout" and errors is None and found == 0:
+                self.check("compute-sanitizer %s, one cnn step" % tool, "NOT RUN",
+                           "stopped at its %s s limit before its summary, nothing reported" % st["limit"], "0 errors")
+                continue
+            verdict = "PASS" if st["verdict"] == "pass" and errors == 0 and found == 0 else "FAIL"
             figure = "%s errors" % ("?" if errors is None else errors)
             if hz:
                 figure += ", %s hazards" % hz.group(1)
