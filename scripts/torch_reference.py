@@ -143,6 +143,7 @@ def cmd_bench(args):
     import torch
     global OOM
     OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    started = time.time()
     dev = torch.device("cuda")
     out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
            "allow_tf32": torch.backends.cuda.matmul.allow_tf32, "d": args.d, "rows": []}
@@ -153,7 +154,6 @@ def cmd_bench(args):
             out[f"matmul_{name}_tflops"] = None
             out[f"matmul_{name}_error"] = repr(e)[:300]
     torch.cuda.empty_cache()
-    started = time.time()
     compiled = {}
     # Every eager case first, then the compiled ones while the deadline
     # allows; the file is rewritten after every case.
