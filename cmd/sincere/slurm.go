@@ -18,6 +18,7 @@ func newSlurmCmd(e *env) *cobra.Command {
 		cfgPath, out string
 		sets         []string
 		submit       bool
+		binary       string
 		res          slurm.Resources
 	)
 	cmd := &cobra.Command{
@@ -37,16 +38,19 @@ with --submit hand them to Slurm:
 --submit runs sbatch --parsable for the tasks not done yet, then for the
 aggregation with --dependency=afterok on them (Slurm cancels it if a task
 fails), and prints both job ids and the commands to watch them. Paths in the
-scripts are absolute and the binary is this one, so OUT must be on a file
-system the compute nodes share (run directories are locked across machines).
+scripts are absolute and the binary is this one unless --binary names
+another (the GPU build, bin/sincere-cuda, cannot start on a login node
+without an NVIDIA driver: write its jobs with bin/sincere --binary
+bin/sincere-cuda), so OUT must be on a file system the compute nodes share
+(run directories are locked across machines).
 
 Resources come from the config's slurm: section (configs/README.md), and the
 flags below override it. A task stopped by Slurm (time limit, preemption,
 scancel) gets SIGTERM and writes a checkpoint; to finish the comparison, run
 the same command again: done tasks are skipped, partial ones resume.`,
 		Example: `  sincere slurm --config configs/quick.yaml --out /shared/runs --submit
-  sincere slurm --config configs/cifar10-resnet18.yaml --out /shared/runs \
-      --partition gpu --gres gpu:1 --cpus-per-task 8 --mem 32G --time 1-00:00:00 --submit
+  sincere slurm --config configs/cifar10-resnet18.yaml --out /shared/runs --set train.device=cuda \
+      --binary bin/sincere-cuda --partition gpu --gres gpu:1 --cpus-per-task 8 --mem 32G --time 1-00:00:00 --submit
   sincere slurm --config configs/quick.yaml --out /shared/runs   # write the scripts only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,7 +62,7 @@ the same command again: done tasks are skipped, partial ones resume.`,
 			if err := cfg.Slurm.Validate(); err != nil {
 				return err
 			}
-			job, err := slurmJob(cfgPath, out, sets, cfg)
+			job, err := slurmJob(cfgPath, out, binary, sets, cfg)
 			if err != nil {
 				return err
 			}
@@ -111,6 +115,7 @@ the same command again: done tasks are skipped, partial ones resume.`,
 	f.StringVar(&out, "out", "runs", "folder for the run directories and the comparison, shared by the compute nodes")
 	f.StringArrayVar(&sets, "set", nil, "override a key for every run, e.g. --set train.epochs=1 (repeatable)")
 	f.BoolVar(&submit, "submit", false, "submit the scripts with sbatch (else only write them)")
+	f.StringVar(&binary, "binary", "", "the sincere binary the jobs run (default: this one), e.g. bin/sincere-cuda for GPU jobs")
 	f.StringVar(&res.Partition, "partition", "", "partition of both jobs (slurm.partition)")
 	f.StringVar(&res.Account, "account", "", "account to charge (slurm.account)")
 	f.StringVar(&res.Time, "time", "", "time limit of each task, e.g. 4:00:00 or 1-00:00:00 (slurm.time)")
@@ -147,15 +152,28 @@ func flagResources(cmd *cobra.Command, r *slurm.Resources, flags slurm.Resources
 	}
 }
 
-// slurmJob describes the comparison's jobs: absolute paths, this binary,
-// and the SINCERE_* variables that shape the configuration now.
-func slurmJob(cfgPath, out string, sets []string, cfg experiment.Config) (*slurm.Job, error) {
+// slurmJob describes the comparison's jobs: absolute paths, the binary
+// (this one unless binary names another, which must be an executable
+// file), and the SINCERE_* variables that shape the configuration now.
+func slurmJob(cfgPath, out, binary string, sets []string, cfg experiment.Config) (*slurm.Job, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("the path of this sincere binary: %w", err)
 	}
+	if binary != "" {
+		if bin, err = filepath.Abs(binary); err != nil {
+			return nil, fmt.Errorf("--binary: %w", err)
+		}
+		st, err := os.Stat(bin)
+		if err != nil {
+			return nil, fmt.Errorf("--binary: %w", err)
+		}
+		if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+			return nil, fmt.Errorf("--binary: %s is not an executable file", bin)
+		}
+	}
 	if bin, err = filepath.EvalSymlinks(bin); err != nil {
-		return nil, fmt.Errorf("the path of this sincere binary: %w", err)
+		return nil, fmt.Errorf("the path of the sincere binary: %w", err)
 	}
 	absCfg, err := filepath.Abs(cfgPath)
 	if err != nil {

@@ -92,6 +92,17 @@ func TestSlurmCommand(t *testing.T) {
 	if _, err := os.Stat(calls); err == nil {
 		t.Error("sbatch ran without --submit")
 	}
+	// --binary names the binary the jobs run (the GPU build, which cannot
+	// start on a login node without a GPU).
+	gpuBin := filepath.Join(dir, "sincere-cuda")
+	os.WriteFile(gpuBin, []byte("#!/bin/sh\n"), 0o755)
+	if code, _, stderr := sincere("slurm", "--config", "tiny.yaml", "--out", "runs", "--binary", "sincere-cuda"); code != 0 {
+		t.Fatal(stderr)
+	}
+	tasks, _ = os.ReadFile(filepath.Join(sdir, "tasks.sbatch"))
+	if !strings.Contains(string(tasks), gpuBin+" compare --config") {
+		t.Errorf("tasks.sbatch does not run --binary %s:\n%s", gpuBin, tasks)
+	}
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("slurm: {partitoin: gpu}\n"), 0o644)
 	cases := []struct {
@@ -102,6 +113,8 @@ func TestSlurmCommand(t *testing.T) {
 		{[]string{"--config", "tiny.yaml", "--time", "1h"}, "slurm.time"},
 		{[]string{"--config", "tiny.yaml", "--sbatch", "qos=long"}, "slurm.extra"},
 		{[]string{"--config", "tiny.yaml", "--set", "slurm.cpus_per_task=-1"}, "slurm.cpus_per_task"},
+		{[]string{"--config", "tiny.yaml", "--binary", "tiny.yaml"}, "--binary"},
+		{[]string{"--config", "tiny.yaml", "--binary", "missing"}, "--binary"},
 	}
 	for _, c := range cases {
 		code, _, stderr := sincere(append([]string{"slurm"}, c.args...)...)
