@@ -20,6 +20,9 @@ func sourced(t *testing.T, call string) (string, error) {
 // TestNonfreeSourcesUseTheMachinesMirror: the apt source the CUDA install
 // adds names the mirror (and keyring) of the machine's own Debian entry,
 // deb822 or one-line, skipping the security archive, never a fixed one.
+// The synthetic sources name local file: mirrors, which apt takes like any
+// other, so no network address is written here; TestNonfreeSourcesOnThisMachine
+// reads the machine's real sources.
 func TestNonfreeSourcesUseTheMachinesMirror(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
@@ -27,33 +30,33 @@ func TestNonfreeSourcesUseTheMachinesMirror(t *testing.T) {
 	dir := t.TempDir()
 	deb822 := filepath.Join(dir, "debian.sources")
 	os.WriteFile(deb822, []byte(`Types: deb
-URIs: http://security.example.org/debian-security
+URIs: file:/srv/apt/debian-security
 Suites: bookworm-security
 Components: main
 
 # the main archive
 Types: deb deb-src
-URIs: http://mirror.example.org/debian/ http://second.example.org/debian
+URIs: file:/srv/apt/debian/ file:/srv/apt/second
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /etc/keys/mirror.gpg
 `), 0o644)
 	list := filepath.Join(dir, "sources.list")
-	os.WriteFile(list, []byte(`# deb http://commented.example.org/debian bookworm main
-deb http://security.debian.org/debian-security bookworm-security main
-deb [arch=amd64 signed-by=/etc/keys/list.gpg] http://ftp.example.de/debian trixie main
+	os.WriteFile(list, []byte(`# deb file:/srv/apt/commented bookworm main
+deb file:/srv/apt/debian-security bookworm-security main
+deb [arch=amd64 signed-by=/etc/keys/list.gpg] file:/srv/apt/local trixie main
 `), 0o644)
 	none := filepath.Join(dir, "missing")
 	for _, c := range []struct {
 		call, mirror, keyring string
 	}{
-		{"nonfree_sources bookworm " + deb822 + " " + list, "http://mirror.example.org/debian/", "/etc/keys/mirror.gpg"},
-		{"nonfree_sources trixie " + deb822 + " " + list, "http://ftp.example.de/debian", "/etc/keys/list.gpg"},
-		{"nonfree_sources trixie " + none + " " + list, "http://ftp.example.de/debian", "/etc/keys/list.gpg"},
+		{"nonfree_sources bookworm " + deb822 + " " + list, "file:/srv/apt/debian/", "/etc/keys/mirror.gpg"},
+		{"nonfree_sources trixie " + deb822 + " " + list, "file:/srv/apt/local", "/etc/keys/list.gpg"},
+		{"nonfree_sources trixie " + none + " " + list, "file:/srv/apt/local", "/etc/keys/list.gpg"},
 	} {
 		out, err := sourced(t, c.call)
 		if err != nil || !strings.Contains(out, "URIs: "+c.mirror+"\n") || !strings.Contains(out, "Signed-By: "+c.keyring+"\n") ||
-			!strings.Contains(out, "Components: contrib non-free non-free-firmware") || strings.Contains(out, "deb.debian.org") {
+			!strings.Contains(out, "Components: contrib non-free non-free-firmware") || strings.Count(out, "URIs: ") != 1 {
 			t.Errorf("%s: %v\n%s", c.call, err, out)
 		}
 	}
@@ -66,5 +69,36 @@ deb [arch=amd64 signed-by=/etc/keys/list.gpg] http://ftp.example.de/debian trixi
 	}
 	if strings.Contains(string(script), "URIs: http") || !strings.Contains(string(script), "nonfree_sources") {
 		t.Error("install-cuda-toolkit.sh writes a fixed mirror instead of the machine's")
+	}
+}
+
+// TestNonfreeSourcesOnThisMachine runs nonfree_sources on the machine's own
+// apt sources, as install-cuda-toolkit.sh does: on a Debian machine the URI
+// it writes is one that those sources name; elsewhere it fails, saying so.
+func TestNonfreeSourcesOnThisMachine(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	out, err := sourced(t, `. /etc/os-release 2>/dev/null; nonfree_sources "${VERSION_CODENAME:-none}" 2>&1`)
+	var own strings.Builder
+	for _, f := range []string{"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"} {
+		b, _ := os.ReadFile(f)
+		own.Write(b)
+	}
+	uri, found := "", false
+	for _, line := range strings.Split(out, "\n") {
+		if u, ok := strings.CutPrefix(line, "URIs: "); ok {
+			uri, found = u, true
+		}
+	}
+	switch {
+	case err == nil && found:
+		if !strings.Contains(own.String(), " "+uri) {
+			t.Errorf("wrote URIs %q, which the machine's apt sources do not name:\n%s", uri, own.String())
+		}
+	case err != nil && strings.Contains(out, "no Debian archive for"):
+		// not a Debian machine: the failure names what is missing
+	default:
+		t.Errorf("nonfree_sources on this machine: %v\n%s", err, out)
 	}
 }
