@@ -48,7 +48,7 @@ func NewDevice(opt kernels.CPUOptions) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{workers: loss.Workers(), ks: loss.ks, loss: loss}
+	d := &Device{workers: loss.workers, ks: loss.ks, loss: loss}
 	d.gemm = newGemm(d.workers, d.ks, &d.meter)
 	loss.setMeter(&d.meter)
 	return d, nil
@@ -59,12 +59,6 @@ func (d *Device) Name() string { return kernels.DeviceCPU }
 
 // Describe names the kernels and the workers.
 func (d *Device) Describe() string { return d.loss.Describe() }
-
-// Kernels names the CPU kernels in use: "avx2-fma" or "portable".
-func (d *Device) Kernels() string { return d.ks.name }
-
-// Workers returns the number of goroutines the device uses.
-func (d *Device) Workers() int { return d.workers }
 
 // memory is an allocation of the CPU device: one block of Go memory seen as
 // float32, int32 and float64 values.

@@ -65,12 +65,6 @@ func (c *LossEngine) Describe() string {
 	return fmt.Sprintf("cpu: %s kernels, %d workers", c.ks.name, c.workers)
 }
 
-// Kernels names the tile kernels in use: "avx2-fma" or "portable".
-func (c *LossEngine) Kernels() string { return c.ks.name }
-
-// Workers returns the number of goroutines a call uses.
-func (c *LossEngine) Workers() int { return c.workers }
-
 // tileFor returns the tile side for a batch of n rows.
 func (c *LossEngine) tileFor(n int) int {
 	switch {

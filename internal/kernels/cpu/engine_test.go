@@ -30,10 +30,10 @@ func engines(t *testing.T) map[string]*LossEngine {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !portable && e.Kernels() == "portable" {
+			if !portable && e.ks.name == "portable" {
 				continue // no fast kernels on this processor
 			}
-			out[fmt.Sprintf("%s/w%d/t%d", e.Kernels(), opt.Workers, opt.Tile)] = e
+			out[fmt.Sprintf("%s/w%d/t%d", e.ks.name, opt.Workers, opt.Tile)] = e
 		}
 	}
 	return out
@@ -126,8 +126,6 @@ func TestCPUMatchesReference(t *testing.T) {
 	}
 	t.Logf("worst loss rel err %.2g, worst grad rel L2 %.2g", w.Loss, w.Grad)
 }
-
-func nan() float64 { return math.NaN() }
 
 func TestCPURejectsBadInput(t *testing.T) {
 	e, err := NewLossEngine(kernels.CPUOptions{})
