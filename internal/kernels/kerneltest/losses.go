@@ -121,11 +121,7 @@ func PulledBatch(rng *rand.Rand, n, d, classes int, pull float64) ([]float64, []
 			}
 		}
 	}
-	z32 := make([]float32, len(z))
-	for i, v := range z {
-		z32[i] = float32(v)
-	}
-	return z, z32, labels
+	return z, Float32s(z), labels
 }
 
 // badInput is a loss evaluation that must fail.

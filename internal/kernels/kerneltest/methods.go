@@ -523,13 +523,10 @@ func testContrastive(t *testing.T, open NewDevice, o Options) {
 	}
 	for _, sh := range shapes {
 		z, labels := Batch(f.rng, sh.n, sh.d, sh.classes)
-		z32 := make([]float32, len(z))
-		for i, v := range z {
-			z32[i] = float32(v)
-		}
+		z32 := Float32s(z) // z is float32-exact: the reference sees the same values
 		for _, l := range []kernels.Loss{kernels.SupCon, kernels.SINCERE, kernels.EpsSupInfoNCE} {
 			p := kernels.Params{Loss: l, Temperature: sh.tau, Epsilon: 0.25}
-			want, wantGrad, _, err := kernels.Reference(p, wide(z32), sh.n, sh.d, labels)
+			want, wantGrad, _, err := kernels.Reference(p, z, sh.n, sh.d, labels)
 			name := fmt.Sprintf("%v n=%d d=%d classes=%d tau=%v", l, sh.n, sh.d, sh.classes, sh.tau)
 			zb, lb, loss := f.buf(z32), f.ints(labels), f.scalars(1)
 			if err != nil { // every label once: no anchors
@@ -631,10 +628,7 @@ func testDeterminism(t *testing.T, open NewDevice, o Options) {
 	x, w, dy := f.buf(f.vec(g.InLen(), -1, 1)), f.buf(f.vec(g.FilterLen(), -1, 1)), f.buf(f.vec(g.OutLen(), -1, 1))
 	rows, c := g.N*g.OutH()*g.OutW(), g.K
 	z, labels := Batch(f.rng, 150, 32, 7)
-	z32 := make([]float32, len(z))
-	for i, v := range z {
-		z32[i] = float32(v)
-	}
+	z32 := Float32s(z)
 	zb, lb := f.buf(z32), f.ints(labels)
 	gamma, beta := f.buf(f.vec(c, 0.5, 1.5)), f.buf(f.vec(c, -1, 1))
 	run := func() ([][]float32, []float64) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/numcheck"
 	"github.com/sincere-ml/sincere/internal/oracle"
 )
 
@@ -20,7 +21,7 @@ import (
 func graphOf(t *testing.T, f *fixture, l encoder.Layer, x *G.Node, vars map[*encoder.Param]*G.Node) *G.Node {
 	t.Helper()
 	v := func(p *encoder.Param) *G.Node {
-		n := oracle.Var(x.Graph(), p.Name, wide(f.get(p.W)), p.Shape...)
+		n := oracle.Var(x.Graph(), p.Name, numcheck.Float64s(f.get(p.W)), p.Shape...)
 		vars[p] = n
 		return n
 	}
@@ -167,10 +168,10 @@ func testLayers(t *testing.T, open NewDevice, o Options) {
 		dxv := f.get(dx.Buf)
 
 		g := G.NewGraph()
-		xn := oracle.Var(g, "x", wide(xv), c.shape...)
+		xn := oracle.Var(g, "x", numcheck.Float64s(xv), c.shape...)
 		vars := map[*encoder.Param]*G.Node{}
 		yn := fromGraph(graphOf(t, f, l, toGraph(xn), vars))
-		cost, err := oracle.Dot(yn, wide(r))
+		cost, err := oracle.Dot(yn, numcheck.Float64s(r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +247,7 @@ func testSteps(t *testing.T, open NewDevice, o Options) {
 		got := f.read(loss)[0]
 
 		g := G.NewGraph()
-		xn := oracle.Var(g, "x", wide(xv), x.Shape...)
+		xn := oracle.Var(g, "x", numcheck.Float64s(xv), x.Shape...)
 		vars := map[*encoder.Param]*G.Node{}
 		zn := graphOf(t, f, m.HeadNet, graphOf(t, f, m.Encoder, toGraph(xn), vars), vars)
 		name := fmt.Sprintf("%s/%v", c.cfg.Arch, c.loss)

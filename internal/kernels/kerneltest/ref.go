@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // The float64 references the suite checks the devices against: the plain
@@ -12,7 +13,7 @@ import (
 // gemmRef returns C = alpha op(A) op(B) + beta C over the whole of C's
 // buffer (values outside the m x n matrix unchanged).
 func gemmRef(transA, transB bool, m, n, k int, alpha float64, a []float32, lda int, b []float32, ldb int, beta float64, c []float32, ldc int) []float64 {
-	out := wide(c)
+	out := numcheck.Float64s(c)
 	for i := range m {
 		for j := range n {
 			var s float64

@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // Tolerances bound a backend's errors against the float64 references: the
@@ -203,23 +204,15 @@ func nans(n int) []float32 {
 	return v
 }
 
-// relL2 is ||got - want|| / ||want||, NaN when got holds a NaN (so that an
-// unwritten, poisoned output fails any bound).
+// relL2 is ||got - want|| / ||want|| (numcheck.RelL2), NaN when got holds a
+// NaN or an Inf (so that an unwritten, poisoned output fails any bound).
 func relL2(got []float32, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		g := float64(got[i])
-		if math.IsNaN(g) || math.IsInf(g, 0) {
+	for _, g := range got[:len(want)] {
+		if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
 			return math.NaN()
 		}
-		d := g - want[i]
-		num += d * d
-		den += want[i] * want[i]
 	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
+	return numcheck.RelL2(got, want)
 }
 
 // within fails the test unless err <= tol (a NaN error never is).
@@ -228,15 +221,6 @@ func within(t *testing.T, what string, err, tol float64) {
 	if !(err <= tol) {
 		t.Errorf("%s: relative error %.3g, bound %.3g", what, err, tol)
 	}
-}
-
-// wide returns v as float64.
-func wide(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
 }
 
 // pick returns the first n values of a size list when small is set.
