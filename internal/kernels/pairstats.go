@@ -44,8 +44,8 @@ func (s PairStats) RepulsiveShare() float64 {
 }
 
 // ReferencePairStats computes PairStats in float64 from the full similarity
-// matrix, straight from the gradient formulas of DESIGN section 2: the
-// oracle of the fused pair-statistics pass.
+// matrix, straight from the gradient formulas of DESIGN section 2 (the G_ij
+// of Reference, row by row): the oracle of the fused pair-statistics pass.
 func ReferencePairStats(p Params, z []float64, n, d int, labels []int) (PairStats, error) {
 	if err := p.Validate(); err != nil {
 		return PairStats{}, err
@@ -57,9 +57,9 @@ func ReferencePairStats(p Params, z []float64, n, d int, labels []int) (PairStat
 	if anchors == 0 {
 		return PairStats{}, ErrNoAnchors
 	}
-	row := make([]float64, n)
+	row, grow := make([]float64, n), make([]float64, n)
 	var st PairStats
-	scale, eps := p.Scale(), p.Margin()
+	scale := p.Scale()
 	for i := range n {
 		if positives[i] == 0 {
 			continue
@@ -71,23 +71,12 @@ func ReferencePairStats(p Params, z []float64, n, d int, labels []int) (PairStat
 			}
 			row[j] = dot / p.Temperature
 		}
-		c := scale / float64(anchors*positives[i])
-		var lse, m float64
-		if p.Loss == SupCon {
-			lse = logSumExp(n, func(a int) (float64, bool) { return row[a], a != i })
-		} else {
-			m = logSumExp(n, func(a int) (float64, bool) { return row[a], labels[a] != labels[i] })
-		}
+		anchorTerms(p, row, i, labels, positives[i], anchors, grow)
 		for j := range n {
 			if j == i || labels[j] != labels[i] {
 				continue
 			}
-			var g float64
-			if p.Loss == SupCon {
-				g = c * (float64(positives[i])*math.Exp(row[j]-lse) - 1)
-			} else {
-				g = -c * math.Exp(m-LogAddExp(row[j]-eps, m))
-			}
+			g := grow[j] * scale
 			st.Pairs++
 			st.Total += math.Abs(g)
 			if g > 0 {

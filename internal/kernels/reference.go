@@ -31,49 +31,11 @@ func Reference(p Params, z []float64, n, d int, labels []int) (float64, []float6
 
 	// g[i*n+j] = dL/ds_ij before the scale factor.
 	g := make([]float64, n*n)
-	eps := p.Margin()
 	var total float64
 	for i := range n {
-		if positives[i] == 0 {
-			continue
+		if positives[i] > 0 {
+			total += anchorTerms(p, s[i*n:(i+1)*n], i, labels, positives[i], anchors, g[i*n:(i+1)*n])
 		}
-		c := 1 / float64(anchors*positives[i])
-		row := s[i*n : (i+1)*n]
-		grow := g[i*n : (i+1)*n]
-		var li float64
-		switch p.Loss {
-		case SupCon:
-			lse := logSumExp(n, func(a int) (float64, bool) { return row[a], a != i })
-			for a := range n {
-				if a == i {
-					continue
-				}
-				grow[a] = float64(positives[i]) * math.Exp(row[a]-lse)
-				if labels[a] == labels[i] {
-					li += lse - row[a]
-					grow[a]--
-				}
-				grow[a] *= c
-			}
-		default: // SINCERE, eps-SupInfoNCE
-			m := logSumExp(n, func(a int) (float64, bool) { return row[a], labels[a] != labels[i] })
-			w := math.Inf(-1) // W_i = LSE over positives of -D_ip
-			for a := range n {
-				if a == i || labels[a] != labels[i] {
-					continue
-				}
-				dip := LogAddExp(row[a]-eps, m)
-				li += dip - row[a]
-				grow[a] = -c * math.Exp(m-dip)
-				w = LogAddExp(w, -dip)
-			}
-			for a := range n {
-				if labels[a] != labels[i] {
-					grow[a] = c * math.Exp(row[a]+w)
-				}
-			}
-		}
-		total += li * c
 	}
 	scale := p.Scale()
 	grad := make([]float64, n*d)
@@ -89,6 +51,50 @@ func Reference(p Params, z []float64, n, d int, labels []int) (float64, []float6
 		}
 	}
 	return total * scale, grad, anchors, nil
+}
+
+// anchorTerms evaluates the terms of anchor i, whose similarities to every
+// row are row and who has positives > 0 positives: it sets grow[a] to
+// dL/ds_ia for every a != i and returns the terms' share of the loss, both
+// before the scale factor.
+func anchorTerms(p Params, row []float64, i int, labels []int, positives, anchors int, grow []float64) float64 {
+	n := len(row)
+	c := 1 / float64(anchors*positives)
+	var li float64
+	switch p.Loss {
+	case SupCon:
+		lse := logSumExp(n, func(a int) (float64, bool) { return row[a], a != i })
+		for a := range n {
+			if a == i {
+				continue
+			}
+			grow[a] = float64(positives) * math.Exp(row[a]-lse)
+			if labels[a] == labels[i] {
+				li += lse - row[a]
+				grow[a]--
+			}
+			grow[a] *= c
+		}
+	default: // SINCERE, eps-SupInfoNCE
+		eps := p.Margin()
+		m := logSumExp(n, func(a int) (float64, bool) { return row[a], labels[a] != labels[i] })
+		w := math.Inf(-1) // W_i = LSE over positives of -D_ip
+		for a := range n {
+			if a == i || labels[a] != labels[i] {
+				continue
+			}
+			dip := LogAddExp(row[a]-eps, m)
+			li += dip - row[a]
+			grow[a] = -c * math.Exp(m-dip)
+			w = LogAddExp(w, -dip)
+		}
+		for a := range n {
+			if labels[a] != labels[i] {
+				grow[a] = c * math.Exp(row[a]+w)
+			}
+		}
+	}
+	return li * c
 }
 
 // logSumExp returns log sum_{a < n, keep(a)} exp(v(a)), -Inf for an empty set.
