@@ -8,8 +8,8 @@
 // loss engine), internal/kernels/cuda (the CUDA engine, build tag gpu, and
 // its CPU emulator, build tag gpuemu); internal/kernels/backend opens one
 // by name, internal/kernels/fused holds the host side of the fused losses
-// they share, and internal/kernels/kerneltest is the conformance suite
-// every backend passes.
+// (the label sort they share, the CPU engine's row statistics), and
+// internal/kernels/kerneltest is the conformance suite every backend passes.
 //
 // # The device contract
 //

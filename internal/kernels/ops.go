@@ -131,8 +131,8 @@ func (f *Faults) Take() error {
 	return err
 }
 
-// need returns an error naming the first buffer whose length differs from
-// what an operation needs.
+// need is one operand of an operation as CheckLens sees it: its name, its
+// length and the length the operation needs.
 type need struct {
 	name  string
 	got   int

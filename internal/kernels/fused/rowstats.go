@@ -1,7 +1,9 @@
-// Package fused holds the host side of the fused contrastive losses that
-// every backend shares: the rows sorted by label (so that positive pairs sit
-// in diagonal bands), the per-row statistics the sweeps accumulate, and the
-// per-row parameters derived from them between the sweeps.
+// Package fused holds the host side of the fused contrastive losses: the
+// rows sorted by label (so that positive pairs sit in diagonal bands), which
+// every backend uses, and the per-row statistics the CPU engine's sweeps
+// accumulate, with the per-row parameters derived from them between the
+// sweeps (the CUDA backend keeps its statistics on the device). Meter and
+// Grow count the backends' host scratch.
 package fused
 
 import (
@@ -14,19 +16,19 @@ import (
 	"github.com/sincere-ml/sincere/internal/kernels"
 )
 
-// NegInf32 is float32 -Inf.
-var NegInf32 = float32(math.Inf(-1))
+// negInf32 is float32 -Inf.
+var negInf32 = float32(math.Inf(-1))
 
 // RowStats holds the per-row statistics of one call, indexed by sorted row.
 type RowStats struct {
 	Label               []int32   // dense class, -1 for padding
-	NegMax, PosMax      []float32 // running maxima of the online log-sum-exp (base 2 in the CUDA engine)
+	NegMax, PosMax      []float32 // running maxima of the online log-sum-exp
 	NegSum, PosSum      []float64 // running sums, relative to the maxima
 	SpSum, QSum         []float64 // sweep 2: sum softplus, sum sigmoid
-	SumPos              []float64 // kernels.SupCon: sum of s_ip over positives (of s_ip log2 e in the CUDA engine)
+	SumPos              []float64 // SupCon: sum of s_ip over positives
 	LseNeg, LsePos      []float64 // log-sum-exp over negatives (M_i) and positives
 	U                   []float32 // SINCERE: M_i + eps
-	Softmax, Expo, Coef []float32 // backward: a_i, the exponent shift, c_i (gradientParams)
+	Softmax, Expo, Coef []float32 // backward: a_i, the exponent shift, c_i (GradientParams)
 	Positives           []int32   // |P(i)|
 	Order               []int     // original row of each sorted row
 	ClassStart          []int     // first sorted row of each class, and n at the end
@@ -65,7 +67,7 @@ func (st *RowStats) GradientParams(supcon bool, n, anchors int, scale float64) {
 			st.U[r] = 0
 		}
 		if r >= n || st.Positives[r] == 0 {
-			st.Softmax[r], st.Expo[r], st.Coef[r] = 0, NegInf32, 0
+			st.Softmax[r], st.Expo[r], st.Coef[r] = 0, negInf32, 0
 			continue
 		}
 		ci := scale / float64(anchors) / float64(st.Positives[r]) // c_i, with the scale
@@ -165,7 +167,7 @@ func (st *RowStats) Resize(np int) {
 		clear(*a)
 	}
 	for r := range np {
-		st.NegMax[r], st.PosMax[r] = NegInf32, NegInf32
+		st.NegMax[r], st.PosMax[r] = negInf32, negInf32
 	}
 }
 
