@@ -45,7 +45,7 @@ type Tolerances struct {
 // CPUTolerances are the bounds of a float32 backend that accumulates in
 // float32 or better: what the CPU device meets.
 func CPUTolerances() Tolerances {
-	return Tolerances{Elementwise: 1e-6, Product: 1e-5, Norm: 1e-5, Loss: 1e-5, LossGrad: 1e-4, Layer: 1e-4, Step: 1e-3}
+	return Tolerances{Elementwise: 1e-6, Product: 1e-5, Norm: 1e-5, Loss: LossTol, LossGrad: GradTol, Layer: 1e-4, Step: 1e-3}
 }
 
 // Options configure a run of the suite.
