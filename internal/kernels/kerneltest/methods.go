@@ -306,14 +306,14 @@ func testConv(t *testing.T, open NewDevice, o Options) {
 	f := newFixture(t, open, 9)
 	for _, g := range convGeoms(o.Small) {
 		x, w := f.vec(g.InLen(), -1, 1), f.vec(g.FilterLen(), -1, 1)
-		xb, wb, y := f.buf(x), f.buf(w), f.poisoned(g.OutLen())
-		f.dev.Conv2D(g, xb, wb, y)
-		within(t, "conv forward "+g.String(), relL2(f.get(y), convRef(g, x, w)), o.Tol.Product)
 		dy := f.vec(g.OutLen(), -1, 1)
 		dw0 := f.vec(g.FilterLen(), -1, 1)
+		wantY, wantDX, wantDW := convRef(g, x, w, dy)
+		xb, wb, y := f.buf(x), f.buf(w), f.poisoned(g.OutLen())
+		f.dev.Conv2D(g, xb, wb, y)
+		within(t, "conv forward "+g.String(), relL2(f.get(y), wantY), o.Tol.Product)
 		dx, dw := f.poisoned(g.InLen()), f.buf(dw0)
 		f.dev.Conv2DBackward(kernels.ConvBackward{Geom: g, X: xb, W: wb, DY: f.buf(dy), DX: dx, DW: dw})
-		wantDX, wantDW := convBackRef(g, x, w, dy)
 		for i, v := range dw0 { // dw is accumulated into
 			wantDW[i] += float64(v)
 		}

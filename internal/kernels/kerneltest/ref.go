@@ -41,48 +41,16 @@ func gemmRef(transA, transB bool, m, n, k int, alpha float64, a []float32, lda i
 	return out
 }
 
-// convRef is the convolution of x (N x H x W x C) with w (R x S x C x K).
-func convRef(g kernels.ConvGeom, x, w []float32) []float64 {
+// convRef returns the convolution y of x (N x H x W x C) with w
+// (R x S x C x K) and, for output gradient dy, dL/dx and dL/dw.
+func convRef(g kernels.ConvGeom, x, w, dy []float32) (y, dx, dw []float64) {
 	ho, wo := g.OutH(), g.OutW()
-	y := make([]float64, g.OutLen())
+	y, dx, dw = make([]float64, g.OutLen()), make([]float64, g.InLen()), make([]float64, g.FilterLen())
 	for n := range g.N {
 		for oh := range ho {
 			for ow := range wo {
-				out := y[((n*ho+oh)*wo+ow)*g.K:][:g.K]
-				for r := range g.R {
-					ih := oh*g.Stride - g.Pad + r
-					if ih < 0 || ih >= g.H {
-						continue
-					}
-					for s := range g.S {
-						iw := ow*g.Stride - g.Pad + s
-						if iw < 0 || iw >= g.W {
-							continue
-						}
-						for c := range g.C {
-							xv := float64(x[((n*g.H+ih)*g.W+iw)*g.C+c])
-							wr := w[((r*g.S+s)*g.C+c)*g.K:][:g.K]
-							for k, wv := range wr {
-								out[k] += xv * float64(wv)
-							}
-						}
-					}
-				}
-			}
-		}
-	}
-	return y
-}
-
-// convBackRef returns dL/dx and dL/dw of the convolution for output
-// gradient dy.
-func convBackRef(g kernels.ConvGeom, x, w, dy []float32) (dx, dw []float64) {
-	ho, wo := g.OutH(), g.OutW()
-	dx, dw = make([]float64, g.InLen()), make([]float64, g.FilterLen())
-	for n := range g.N {
-		for oh := range ho {
-			for ow := range wo {
-				d := dy[((n*ho+oh)*wo+ow)*g.K:][:g.K]
+				at := ((n*ho+oh)*wo + ow) * g.K
+				out, d := y[at:at+g.K], dy[at:at+g.K]
 				for r := range g.R {
 					ih := oh*g.Stride - g.Pad + r
 					if ih < 0 || ih >= g.H {
@@ -96,10 +64,12 @@ func convBackRef(g kernels.ConvGeom, x, w, dy []float32) (dx, dw []float64) {
 						for c := range g.C {
 							xi := ((n*g.H+ih)*g.W+iw)*g.C + c
 							wi := ((r*g.S+s)*g.C + c) * g.K
+							xv := float64(x[xi])
 							var sx float64
-							for k, dv := range d {
-								sx += float64(dv) * float64(w[wi+k])
-								dw[wi+k] += float64(dv) * float64(x[xi])
+							for k, wv := range w[wi : wi+g.K] {
+								out[k] += xv * float64(wv)
+								sx += float64(d[k]) * float64(wv)
+								dw[wi+k] += float64(d[k]) * xv
 							}
 							dx[xi] += sx
 						}
@@ -108,7 +78,7 @@ func convBackRef(g kernels.ConvGeom, x, w, dy []float32) (dx, dw []float64) {
 			}
 		}
 	}
-	return dx, dw
+	return y, dx, dw
 }
 
 // bnRef is batch norm's training forward pass: per channel, the batch mean
