@@ -3,148 +3,38 @@
 package cudaemu
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/fused"
 )
 
 // The fused contrastive loss as a launch sequence with no host round trip
-// (loss.cu's header): the host sorts and uploads, the device does the
-// rest, the loss lands in a float64 device scalar. Checked against a
-// float64 reference of DESIGN section 2 written here.
-
-type lossKind int
-
-const (
-	supCon lossKind = iota
-	sincere
-	epsSupInfoNCE
-)
-
-func (k lossKind) String() string { return [...]string{"supcon", "sincere", "eps-supinfonce"}[k] }
-
-// lossRef returns the loss and dL/dz in float64: s_ij = z_i . z_j / tau,
-// L = scale / |A| sum_i 1 / |P(i)| sum_p l_ip.
-func lossRef(kind lossKind, z []float32, n, d int, labels []int, tau, eps, scale float64) (float64, []float64) {
-	s := make([]float64, n*n)
-	for i := range n {
-		for j := range n {
-			v := 0.0
-			for k := range d {
-				v += float64(z[i*d+k]) * float64(z[j*d+k])
-			}
-			s[i*n+j] = v / tau
-		}
-	}
-	lse := func(v []float64) float64 {
-		m := math.Inf(-1)
-		for _, x := range v {
-			m = math.Max(m, x)
-		}
-		if math.IsInf(m, -1) {
-			return m
-		}
-		t := 0.0
-		for _, x := range v {
-			t += math.Exp(x - m)
-		}
-		return m + math.Log(t)
-	}
-	anchors := 0
-	pos := make([]int, n)
-	for i := range n {
-		for j := range n {
-			if j != i && labels[j] == labels[i] {
-				pos[i]++
-			}
-		}
-		if pos[i] > 0 {
-			anchors++
-		}
-	}
-	G := make([]float64, n*n)
-	var total float64
-	for i := range n {
-		if pos[i] == 0 {
-			continue
-		}
-		c := scale / float64(anchors) / float64(pos[i])
-		var others, negs []float64
-		for j := range n {
-			if j == i {
-				continue
-			}
-			others = append(others, s[i*n+j])
-			if labels[j] != labels[i] {
-				negs = append(negs, s[i*n+j])
-			}
-		}
-		if kind == supCon {
-			L := lse(others)
-			for j := range n {
-				if j == i {
-					continue
-				}
-				g := float64(pos[i]) * math.Exp(s[i*n+j]-L)
-				if labels[j] == labels[i] {
-					total += (L - s[i*n+j]) * c
-					g--
-				}
-				G[i*n+j] = c * g
-			}
-			continue
-		}
-		M := lse(negs)
-		for p := range n {
-			if p == i || labels[p] != labels[i] {
-				continue
-			}
-			sp := s[i*n+p] - eps
-			D := sp
-			if !math.IsInf(M, -1) {
-				D = math.Max(sp, M) + math.Log1p(math.Exp(-math.Abs(sp-M)))
-			}
-			total += c * (D - s[i*n+p])
-			G[i*n+p] += -c * math.Exp(M-D)
-			for q := range n {
-				if labels[q] != labels[i] {
-					G[i*n+q] += c * math.Exp(s[i*n+q]-D)
-				}
-			}
-		}
-	}
-	grad := make([]float64, n*d)
-	for i := range n {
-		for j := range n {
-			h := (G[i*n+j] + G[j*n+i]) / tau
-			for k := range d {
-				grad[i*d+k] += h * float64(z[j*d+k])
-			}
-		}
-	}
-	return total, grad
-}
+// (loss.cu's header): the host sorts and uploads (fused.RowStats.SortLabels,
+// as the CUDA device does), the device does the rest, the loss lands in a
+// float64 device scalar. Checked against kernels.Reference, the float64
+// oracle of DESIGN section 2.
 
 // lossRun is one case: its inputs as the host prepares them.
 type lossRun struct {
-	kind              lossKind
-	n, d, classes     int
-	tau, eps, scale   float64
-	singletons        int // rows given classes of their own (not anchors)
-	precision         string
-	z                 []float32
-	labels            []int
-	order             []int32 // sorted row -> original row
-	sorted            []int32 // sorted dense class, -1 padding
-	anchors, np, dp   int
-	nb, width, blocks int
+	p               kernels.Params
+	n, d            int
+	precision       string
+	z               []float32
+	labels          []int
+	order           []int32 // sorted row -> original row
+	sorted          []int32 // sorted dense class, -1 padding
+	anchors, np, dp int
+	nb, width       int
 }
 
-func newLossRun(rng *rand.Rand, kind lossKind, n, d, classes, singletons int, tau, eps, scale float64, prec string) *lossRun {
-	r := &lossRun{kind: kind, n: n, d: d, classes: classes, singletons: singletons, tau: tau, eps: eps, scale: scale, precision: prec}
+// newLossRun draws n unit rows of d values with labels of classes classes,
+// the first singletons rows given classes of their own (not anchors).
+func newLossRun(rng *rand.Rand, p kernels.Params, n, d, classes, singletons int, prec string) *lossRun {
+	r := &lossRun{p: p, n: n, d: d, precision: prec}
 	r.z = make([]float32, n*d)
 	for i := range n {
 		var ss float64
@@ -165,31 +55,15 @@ func newLossRun(rng *rand.Rand, kind lossKind, n, d, classes, singletons int, ta
 		r.labels[i] = 1000 + i
 	}
 	// The host's part: a stable sort by label, dense classes, padding.
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(r.labels[a], r.labels[b]) })
 	r.np, r.dp = (n+63)/64*64, (d+31)/32*32
 	r.nb = r.np / 64
+	var st fused.RowStats
+	r.anchors, _ = st.SortLabels(r.labels, r.np)
 	r.order = make([]int32, n)
-	r.sorted = make([]int32, r.np)
-	class, size := int32(-1), map[int32]int{}
-	for k, i := range idx {
-		if k == 0 || r.labels[i] != r.labels[idx[k-1]] {
-			class++
-		}
-		r.order[k], r.sorted[k] = int32(i), class
-		size[class]++
+	for k, i := range st.Order {
+		r.order[k] = int32(i)
 	}
-	for k := n; k < r.np; k++ {
-		r.sorted[k] = -1
-	}
-	for _, c := range size {
-		if c > 1 {
-			r.anchors += c
-		}
-	}
+	r.sorted = st.Label
 	r.width = 256
 	for _, w := range []int{32, 64, 128} {
 		if r.dp <= w {
@@ -214,29 +88,31 @@ func (r *lossRun) run(t *testing.T, d dev) (float64, []float32) {
 	p0, p1, p2 := alloc[float32](t, np), alloc[float32](t, np), alloc[float32](t, np)
 	grad, badGrad := alloc[float32](t, n*r.d), upload(t, []int32{0})
 	rows := grid1((np + 255) / 256)
-	scale2 := f32(float32(math.Log2E / r.tau))
+	tau, eps, scale := r.p.Temperature, r.p.Margin(), r.p.Scale()
+	supcon := r.p.Loss == kernels.SupCon
+	scale2 := f32(float32(math.Log2E / tau))
 
 	d.run("gather_rows", grid1(min((np*r.dp+255)/256, 4096)), ptr(z), ptr(order), i32(n), i32(r.d), i32(np), i32(r.dp), ptr(zs), ptr(badInput))
 	d.run("contrastive_setup", rows, ptr(labels), i32(n), i32(np), ptr(positives), ptr(blockLo), ptr(blockHi))
 	d.run("forward_"+r.precision, grid1(nb), ptr(zs), ptr(labels), i32(n), i32(r.dp), scale2,
 		ptr(negMax), ptr(negSum), ptr(posMax), ptr(posSum), ptr(posSim))
-	if r.kind == supCon {
+	if supcon {
 		d.run("supcon_rows", rows, ptr(negMax), ptr(negSum), ptr(posMax), ptr(posSum), ptr(posSim), ptr(positives),
-			i32(n), i32(np), i32(r.anchors), f64(r.scale), ptr(term), ptr(p0), ptr(p1), ptr(p2))
+			i32(n), i32(np), i32(r.anchors), f64(scale), ptr(term), ptr(p0), ptr(p1), ptr(p2))
 	} else {
-		d.run("sincere_u2", rows, ptr(negMax), ptr(negSum), i32(n), i32(np), f64(r.eps), ptr(u2))
+		d.run("sincere_u2", rows, ptr(negMax), ptr(negSum), i32(n), i32(np), f64(eps), ptr(u2))
 		d.run("positives_"+r.precision, grid1(nb), ptr(zs), ptr(labels), i32(n), i32(r.dp), scale2, ptr(u2),
 			ptr(blockLo), ptr(blockHi), ptr(spSum), ptr(sgSum))
 		d.run("sincere_rows", rows, ptr(negMax), ptr(negSum), ptr(spSum), ptr(sgSum), ptr(u2), ptr(positives),
-			i32(n), i32(np), i32(r.anchors), f64(r.scale), f64(r.eps), ptr(term), ptr(p0), ptr(p1), ptr(p2))
+			i32(n), i32(np), i32(r.anchors), f64(scale), f64(eps), ptr(term), ptr(p0), ptr(p1), ptr(p2))
 	}
-	d.run("contrastive_loss", grid1(1), ptr(term), i32(n), f64(r.scale/float64(r.anchors)), ptr(loss))
+	d.run("contrastive_loss", grid1(1), ptr(term), i32(n), f64(scale/float64(r.anchors)), ptr(loss))
 	sc := 0
-	if r.kind == supCon {
+	if supcon {
 		sc = 1
 	}
 	d.run(fmt.Sprintf("backward_%s_d%d", r.precision, r.width), [3]int{nb, (r.dp + r.width - 1) / r.width, 1},
-		ptr(zs), ptr(labels), ptr(order), i32(n), i32(r.d), i32(r.dp), scale2, f32(float32(1/r.tau)), i32(sc),
+		ptr(zs), ptr(labels), ptr(order), i32(n), i32(r.d), i32(r.dp), scale2, f32(float32(1/tau)), i32(sc),
 		ptr(p0), ptr(p1), ptr(p2), ptr(grad), ptr(badGrad))
 	if b := badInput.get()[0]; b != math.MaxUint64 {
 		t.Fatalf("gather flagged input %d", b)
@@ -288,26 +164,28 @@ var lossTol = map[string][2]float64{"fp32": {1e-5, 1e-4}, "tf32x3": {1e-5, 1e-4}
 func TestContrastiveLossOnDevice(t *testing.T) {
 	rng := rand.New(rand.NewPCG(51, 52))
 	type lossCase struct {
-		kind                   lossKind
+		p                      kernels.Params
 		n, d, classes, singles int
-		tau, eps, scale        float64
 	}
 	cases := []lossCase{
-		{supCon, 5, 3, 2, 1, 0.1, 0, 1},
-		{supCon, 70, 40, 4, 2, 0.1, 0, 0.1 / 0.07}, // a base temperature
-		{sincere, 9, 17, 3, 1, 0.1, 0, 1},
-		{sincere, 130, 33, 7, 3, 0.05, 0, 1},
-		{epsSupInfoNCE, 66, 64, 5, 0, 0.1, 0.25, 1},
-		{supCon, 64, 128, 1, 0, 0.2, 0, 1}, // one class: no negatives
+		{kernels.Params{Loss: kernels.SupCon, Temperature: 0.1}, 5, 3, 2, 1},
+		{kernels.Params{Loss: kernels.SupCon, Temperature: 0.1, BaseTemperature: 0.07}, 70, 40, 4, 2}, // a base temperature
+		{kernels.Params{Loss: kernels.SINCERE, Temperature: 0.1}, 9, 17, 3, 1},
+		{kernels.Params{Loss: kernels.SINCERE, Temperature: 0.05}, 130, 33, 7, 3},
+		{kernels.Params{Loss: kernels.EpsSupInfoNCE, Temperature: 0.1, Epsilon: 0.25}, 66, 64, 5, 0},
+		{kernels.Params{Loss: kernels.SupCon, Temperature: 0.2}, 64, 128, 1, 0}, // one class: no negatives
 	}
 	errs := errTable{}
 	for ci, cs := range cases {
 		for pi, prec := range []string{"fp32", "tf32", "tf32x3"} {
-			r := newLossRun(rng, cs.kind, cs.n, cs.d, cs.classes, cs.singles, cs.tau, cs.eps, cs.scale, prec)
-			name := fmt.Sprintf("%v n=%d d=%d classes=%d tau=%v %s", cs.kind, cs.n, cs.d, cs.classes, cs.tau, prec)
+			r := newLossRun(rng, cs.p, cs.n, cs.d, cs.classes, cs.singles, prec)
+			name := fmt.Sprintf("%v n=%d d=%d classes=%d tau=%v %s", cs.p.Loss, cs.n, cs.d, cs.classes, cs.p.Temperature, prec)
 			d := dev{t, (ci+pi)%2 == 1}
 			loss, grad := r.run(t, d)
-			wantLoss, wantGrad := lossRef(cs.kind, r.z, r.n, r.d, r.labels, r.tau, r.eps, r.scale)
+			wantLoss, wantGrad, _, err := kernels.Reference(r.p, wide(r.z), r.n, r.d, r.labels)
+			if err != nil {
+				t.Fatalf("%s: reference: %v", name, err)
+			}
 			errs.note("loss "+prec, checkClose(t, name+" loss", []float64{loss}, []float64{wantLoss}, lossTol[prec][0]))
 			errs.note("gradient "+prec, checkClose(t, name+" gradient", grad, wantGrad, lossTol[prec][1]))
 		}
@@ -317,8 +195,8 @@ func TestContrastiveLossOnDevice(t *testing.T) {
 
 func TestContrastiveLossSchedules(t *testing.T) {
 	rng := rand.New(rand.NewPCG(53, 54))
-	for _, kind := range []lossKind{supCon, sincere} {
-		r := newLossRun(rng, kind, 150, 40, 6, 2, 0.1, 0, 1, "tf32")
+	for _, kind := range []kernels.Loss{kernels.SupCon, kernels.SINCERE} {
+		r := newLossRun(rng, kernels.Params{Loss: kind, Temperature: 0.1}, 150, 40, 6, 2, "tf32")
 		l0, g0 := r.run(t, dev{t, false})
 		l1, g1 := r.run(t, dev{t, true})
 		if math.Float64bits(l0) != math.Float64bits(l1) {
