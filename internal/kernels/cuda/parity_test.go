@@ -12,6 +12,7 @@ import (
 	"github.com/sincere-ml/sincere/internal/encoder"
 	"github.com/sincere-ml/sincere/internal/kernels"
 	"github.com/sincere-ml/sincere/internal/kernels/cpu"
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // parityCase is a network whose training step the CUDA device computes
@@ -103,20 +104,6 @@ func step(t *testing.T, m *encoder.Model, x []float32, labels []int32, shape []i
 	return l[0], grads
 }
 
-// relL2 is ||a - b|| / ||b|| (NaN when a holds one).
-func relL2(a, b []float32) float64 {
-	var num, den float64
-	for i := range b {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
 // TestStepParity computes one training step of the cnn, resnet18 and
 // resnet50 on the CUDA device and on the CPU device from the same weights
 // and batch, and compares the loss and every parameter's gradient. It
@@ -161,7 +148,7 @@ func TestStepParity(t *testing.T) {
 			var worst float64
 			var worstName string
 			for _, p := range params {
-				e := relL2(got[p.Name], want[p.Name])
+				e := numcheck.RelL2(got[p.Name], numcheck.Float64s(want[p.Name]))
 				fmt.Printf("parity %s %s %s %.3g\n", c.cfg.Arch, prec, p.Name, e)
 				if !(e <= worst) {
 					worst, worstName = e, p.Name
