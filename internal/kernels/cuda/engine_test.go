@@ -5,23 +5,23 @@ package cuda
 import (
 	"errors"
 	"fmt"
-	"github.com/sincere-ml/sincere/internal/kernels"
 	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/sincere-ml/sincere/internal/kernels"
 	"github.com/sincere-ml/sincere/internal/kernels/cpu"
 	"github.com/sincere-ml/sincere/internal/kernels/kerneltest"
 	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
-// These tests run the LossEngine engine: on a GPU in a gpu build (the test binary
-// from `go test -c -tags gpu` that scripts/gpu-check.sh carries to a GPU
-// machine), and on the CPU emulator of the kernels in a gpuemu build. With
-// SINCERE_GPU_CHECK=full (GPU only) TestCUDAMatchesCPU runs the large
-// sizes of the GPU check.
+// These tests run the loss engine (LossEngine): on a GPU in a gpu build
+// (the test binary from `go test -c -tags gpu` that scripts/gpu-check.sh
+// carries to a GPU machine), and on the CPU emulator of the kernels in a
+// gpuemu build. With SINCERE_GPU_CHECK=full (GPU only) TestCUDAMatchesCPU
+// runs the large sizes of the GPU check.
 
 // Tolerances against the float64 reference: DESIGN section 2 allows 1e-3 on
 // the gradient with TF32 tensor cores; FP32 and TF32x3 are held to the CPU's.
@@ -148,10 +148,11 @@ func TestCUDAMatchesReference(t *testing.T) {
 	}
 }
 
-// TestCUDAMatchesCPU compares the LossEngine engine with the CPU engine (itself
-// checked against the reference) at sizes the reference cannot reach, and
-// with the reference where it can. By default a few small sizes; with
-// SINCERE_GPU_CHECK=full, N up to 65536, as scripts/gpu-check.sh runs it.
+// TestCUDAMatchesCPU compares the CUDA loss engine with the CPU engine
+// (itself checked against the reference) at sizes the reference cannot
+// reach, and with the reference where it can. By default a few small
+// sizes; with SINCERE_GPU_CHECK=full, N up to 65536, as
+// scripts/gpu-check.sh runs it.
 func TestCUDAMatchesCPU(t *testing.T) {
 	sizes := []int{1, 2, 100, 260}
 	dims := []int{128}
@@ -291,12 +292,4 @@ func TestCUDARejectsBadInput(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "row 2 column 1 is NaN") {
 		t.Errorf("NaN at row 2: %v", err)
 	}
-}
-
-func randomVec(rng *rand.Rand, n int, lo, hi float32) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = lo + (hi-lo)*rng.Float32()
-	}
-	return v
 }
