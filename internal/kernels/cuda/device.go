@@ -652,7 +652,7 @@ func (d *Device) bnScratch(c, chunks int) (part, coef devPtr, err error) {
 	return part, coef, err
 }
 
-// relu is a flag argument.
+// flag is a kernel's boolean argument: 1 or 0.
 func flag(b bool) int {
 	if b {
 		return 1

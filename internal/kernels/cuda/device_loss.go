@@ -29,7 +29,6 @@ type labelSort struct {
 	n, np            int
 	anchors, classes int
 	order, sorted    devPtr // n and np int32 values
-	host             []int32
 	rows             fused.RowStats
 	o32              []int32
 }
@@ -151,9 +150,8 @@ func (d *Device) readChecks() error {
 
 // Tile geometry of loss.cu.
 const (
-	cudaRows    = 64  // BM = BN: rows a block owns, rows of a column block
-	cudaChunk   = 32  // KC: dp is a multiple of it
-	cudaThreads = 256 // NT
+	cudaRows  = 64 // BM = BN: rows a block owns, rows of a column block
+	cudaChunk = 32 // KC: dp is a multiple of it
 )
 
 // backwardWidth returns the dZ columns a backward block owns: the smallest
@@ -167,12 +165,13 @@ func backwardWidth(dp int) int {
 	return 256
 }
 
-// lossScratch returns the loss's device buffers for np rows of dp values.
+// lossScratch is the loss's device buffers.
 type lossScratch struct {
 	zs, positives, lo, hi, negMax, negSum, posMax, posSum, posSim devPtr
 	u2, spSum, sgSum, term, p0, p1, p2                            devPtr
 }
 
+// lossScratch returns the loss's device buffers for np rows of dp values.
 func (d *Device) lossScratch(np, dp int) (*lossScratch, error) {
 	var s lossScratch
 	var errs []error
