@@ -653,9 +653,9 @@ EMU_REGISTER(l2_normalize_backward)
 
 // ---------------------------------------------------------------------------
 // The per-row derivations and the loss's reduction on the device (see the
-// launch sequence at the top). CPU twin: rowStats.sortLabels, the loss sums
-// of CUDA.Compute and rowStats.gradientParams (internal/kernels/cpu.go,
-// cuda.go).
+// launch sequence at the top). CPU twin: fused.RowStats.SortLabels and
+// GradientParams (internal/kernels/fused) and the loss sums of the CPU
+// engine's Compute (internal/kernels/cpu/engine.go).
 
 namespace sincere {
 
