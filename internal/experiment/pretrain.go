@@ -494,10 +494,7 @@ func Pretrain(ctx context.Context, cfg Config, opt PretrainOptions) (string, err
 		for {
 			if ctx.Err() != nil {
 				stream.Close()
-				if err := lockLost(ctx, dir); err != nil {
-					return dir, err
-				}
-				if err := saveCheckpoint(); err != nil {
+				if err := saveCheckpoint(); err != nil { // refuses when the lock was lost
 					return dir, err
 				}
 				hint := opt.ResumeHint
