@@ -65,16 +65,18 @@ type RepulsionReport struct {
 // its gradient G = dL/dS pushes apart (G_ij > 0) and what share of the
 // same-class gradient does so.
 func AnalyzeRepulsion(ctx context.Context, o RepulsionOptions) (*RepulsionReport, error) {
-	cfg, m, mean, std, name, err := repulsionEncoder(o)
+	a, err := loadRepulsionEncoder(ctx, o)
 	if err != nil {
 		return nil, err
 	}
+	cfg, m, mean, std, train := a.cfg, a.model, a.mean, a.std, a.train
 	if o.Batches < 1 {
 		return nil, fmt.Errorf("--batches: must be at least 1, got %d", o.Batches)
 	}
-	train, err := LoadTrain(ctx, cfg.Data, o.Fetch)
-	if err != nil {
-		return nil, err
+	if train == nil {
+		if train, err = LoadTrain(ctx, cfg.Data, o.Fetch); err != nil {
+			return nil, err
+		}
 	}
 	if mean == nil {
 		mean, std = train.MeanStd()
@@ -107,7 +109,7 @@ func AnalyzeRepulsion(ctx context.Context, o RepulsionOptions) (*RepulsionReport
 			return nil, err
 		}
 	}
-	rep := &RepulsionReport{Encoder: name, Dataset: cfg.Data.Dataset, Temperature: cfg.Loss.Temperature, Views: cfg.Data.Views, Batches: o.Batches}
+	rep := &RepulsionReport{Encoder: a.name, Dataset: cfg.Data.Dataset, Temperature: cfg.Loss.Temperature, Views: cfg.Data.Views, Batches: o.Batches}
 	losses := []kernels.Loss{kernels.SupCon, kernels.SINCERE}
 	dev := m.Device()
 	classesOf := func(k int) int { return min(len(train.Classes), max(2, cfg.Train.BatchSize/k)) }
@@ -181,13 +183,28 @@ func AnalyzeRepulsion(ctx context.Context, o RepulsionOptions) (*RepulsionReport
 	return rep, nil
 }
 
-// repulsionEncoder returns the configuration and the encoder to analyse,
-// the normalisation its training used (nil for an untrained encoder: the
-// training split's own) and a name for it.
-func repulsionEncoder(o RepulsionOptions) (Config, *encoder.Model, []float32, []float32, string, error) {
+// repulsionEncoder is the encoder AnalyzeRepulsion measures, with what it
+// needs besides.
+type repulsionEncoder struct {
+	cfg   Config
+	model *encoder.Model
+	// mean and std are the normalisation its training used (nil for an
+	// untrained encoder: the training split's own).
+	mean, std []float32
+	// name names the encoder in the report.
+	name string
+	// train is the training split when building the encoder read it
+	// already (an untrained encoder's shape and classes are the split's),
+	// else nil.
+	train *dataset.Dataset
+}
+
+// loadRepulsionEncoder returns the configuration and the encoder to
+// analyse.
+func loadRepulsionEncoder(ctx context.Context, o RepulsionOptions) (repulsionEncoder, error) {
 	if o.Init {
 		if o.Config == "" {
-			return Config{}, nil, nil, nil, "", fmt.Errorf("--init needs --config")
+			return repulsionEncoder{}, fmt.Errorf("--init needs --config")
 		}
 		method := o.Method
 		if method == "" {
@@ -195,37 +212,38 @@ func repulsionEncoder(o RepulsionOptions) (Config, *encoder.Model, []float32, []
 		}
 		cfg, err := Load(o.Config, method, o.Sets)
 		if err != nil {
-			return Config{}, nil, nil, nil, "", err
+			return repulsionEncoder{}, err
 		}
-		train, err := LoadTrain(context.Background(), cfg.Data, o.Fetch)
+		train, err := LoadTrain(ctx, cfg.Data, o.Fetch)
 		if err != nil {
-			return Config{}, nil, nil, nil, "", err
+			return repulsionEncoder{}, err
 		}
 		dev, err := OpenDevice(TrainConfig{Device: kernels.DeviceCPU, Precision: kernels.PrecisionAuto, Workers: cfg.Train.Workers})
 		if err != nil {
-			return Config{}, nil, nil, nil, "", err
+			return repulsionEncoder{}, err
 		}
 		m, err := encoder.New(dev, cfg.Model, [3]int{train.C, train.H, train.W}, encoder.HeadProjection, len(train.Classes), o.Seed)
 		if err != nil {
-			return Config{}, nil, nil, nil, "", err
+			return repulsionEncoder{}, err
 		}
-		return cfg, m, nil, nil, fmt.Sprintf("untrained %s of %s (seed %d)", cfg.Model.Arch, filepath.Base(o.Config), o.Seed), nil
+		return repulsionEncoder{cfg: cfg, model: m, train: train,
+			name: fmt.Sprintf("untrained %s of %s (seed %d)", cfg.Model.Arch, filepath.Base(o.Config), o.Seed)}, nil
 	}
 	if o.Run == "" {
-		return Config{}, nil, nil, nil, "", fmt.Errorf("give --run DIR, or --init with --config")
+		return repulsionEncoder{}, fmt.Errorf("give --run DIR, or --init with --config")
 	}
 	tr, m, err := LoadModel(o.Run)
 	if err != nil {
-		return Config{}, nil, nil, nil, "", err
+		return repulsionEncoder{}, err
 	}
 	if m.Head != encoder.HeadProjection {
-		return Config{}, nil, nil, nil, "", fmt.Errorf("%s: a %s run has no projection head to analyse; pick a contrastive run", o.Run, tr.Method)
+		return repulsionEncoder{}, fmt.Errorf("%s: a %s run has no projection head to analyse; pick a contrastive run", o.Run, tr.Method)
 	}
 	cfg, err := Load(filepath.Join(o.Run, ConfigFile), "", o.Sets)
 	if err != nil {
-		return Config{}, nil, nil, nil, "", err
+		return repulsionEncoder{}, err
 	}
-	return cfg, m, slices.Clone(tr.Mean), slices.Clone(tr.Std), o.Run, nil
+	return repulsionEncoder{cfg: cfg, model: m, mean: slices.Clone(tr.Mean), std: slices.Clone(tr.Std), name: o.Run}, nil
 }
 
 // fusedPairStats returns the CPU loss engine's pair-statistics pass.
