@@ -24,27 +24,29 @@ type Statistic func(idx []int) float64
 // authors' per-run protocol (bootstrap_metric in their bootstrap_lin_acc.py,
 // 1000 resamples of the test set).
 func Bootstrap(n, resamples int, seed uint64, stat Statistic) Interval {
+	r := Replicates{Value: stat(indices(n))}
+	if resamples < 1 || n == 0 {
+		return r.Interval()
+	}
+	rng := rand.New(rand.NewPCG(seed, 0xb007))
+	r.Draws = make([]float64, resamples)
+	idx := make([]int, n)
+	for k := range r.Draws {
+		for i := range idx {
+			idx[i] = rng.IntN(n)
+		}
+		r.Draws[k] = stat(idx)
+	}
+	return r.Interval()
+}
+
+// indices returns 0..n-1: every item, for the estimate itself.
+func indices(n int) []int {
 	all := make([]int, n)
 	for i := range all {
 		all[i] = i
 	}
-	out := Interval{Value: stat(all)}
-	if resamples < 1 || n == 0 {
-		out.Low, out.High = out.Value, out.Value
-		return out
-	}
-	rng := rand.New(rand.NewPCG(seed, 0xb007))
-	vals := make([]float64, resamples)
-	idx := make([]int, n)
-	for r := range vals {
-		for i := range idx {
-			idx[i] = rng.IntN(n)
-		}
-		vals[r] = stat(idx)
-	}
-	slices.Sort(vals)
-	out.Low, out.High = percentile(vals, 0.025), percentile(vals, 0.975)
-	return out
+	return all
 }
 
 // percentile interpolates the q-quantile of sorted values (as numpy's and
@@ -203,10 +205,7 @@ func TwoLevel(n, resamples int, seed uint64, stats [][]Statistic) ([]Replicates,
 			return nil, fmt.Errorf("two-level bootstrap: statistic %d has %d runs, statistic 0 has %d", j, len(st), runs)
 		}
 	}
-	all := make([]int, n)
-	for i := range all {
-		all[i] = i
-	}
+	all := indices(n)
 	out := make([]Replicates, len(stats))
 	for j, st := range stats {
 		var s float64
