@@ -43,7 +43,6 @@ type CompareOptions struct {
 // Comparison is what Compare produced.
 type Comparison struct {
 	Report    *report.Comparison
-	Diffs     []report.Difference
 	Collapsed []report.Collapsed
 	// Markdown is compare.md.
 	Markdown string
@@ -110,7 +109,7 @@ func (p *plan) aggregate(runs []probed) (*Comparison, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Report.Summary, c.Diffs, c.Report.Differences, c.Report.Resamples = summary, diffs, diffs, base.Probe.Bootstrap
+	c.Report.Summary, c.Report.Differences, c.Report.Resamples = summary, diffs, base.Probe.Bootstrap
 	// Everything is read and checked before the first file is written.
 	if err := checkComparison(c); err != nil {
 		return nil, err
@@ -131,7 +130,7 @@ func (p *plan) aggregate(runs []probed) (*Comparison, error) {
 	if err := report.WriteCSV(filepath.Join(c.Dir, CompareCSV), c.Report.Results); err != nil {
 		return nil, err
 	}
-	c.Markdown = report.Markdown(c.Report, c.Diffs, c.Collapsed)
+	c.Markdown = report.Markdown(c.Report, c.Collapsed)
 	if err := writeFigures(c, base, runs, datasets[0], curves); err != nil {
 		return nil, err
 	}
@@ -167,7 +166,7 @@ func checkComparison(c *Comparison) error {
 			return fmt.Errorf("%s: the mean %s %s over %d seed(s) is %v [%v, %v]", s.Method, s.Dataset, s.Metric, s.Seeds, s.Mean, s.CILow, s.CIHigh)
 		}
 	}
-	for _, d := range c.Diffs {
+	for _, d := range c.Report.Differences {
 		if bad(d.Value, d.Low, d.High) {
 			return fmt.Errorf("%s - %s: %s %s is %v [%v, %v]", d.A, d.B, d.Dataset, d.Metric, d.Value, d.Low, d.High)
 		}

@@ -103,8 +103,8 @@ func TestCompareWritesEverything(t *testing.T) {
 			t.Errorf("summary %+v: mean is not the mean of the per-seed values", s)
 		}
 	}
-	if len(c.Diffs) != 2*5 {
-		t.Errorf("%d SINCERE-SupCon differences, want 10", len(c.Diffs))
+	if len(c.Report.Differences) != 2*5 {
+		t.Errorf("%d SINCERE-SupCon differences, want 10", len(c.Report.Differences))
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, CompareMarkdown))
 	for _, want := range []string{"| method |", "| supcon", "| sincere", "synthetic knn1", "sincere - supcon, paired", "| supcon, 2 |", "two-level bootstrap", "loss.png"} {

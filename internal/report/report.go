@@ -157,9 +157,9 @@ const BoundDefinition = "bound = the SINCERE authors' expected_bound (embed_stat
 
 // Markdown renders the summary as a table (methods as rows, data set x
 // metric as columns, mean over seeds with its two-level interval), the
-// per-seed values, every paired difference with whether it is significant,
-// and the collapsed runs.
-func Markdown(c *Comparison, diffs []Difference, collapsed []Collapsed) string {
+// per-seed values, every paired difference (c.Differences) with whether it
+// is significant, and the collapsed runs.
+func Markdown(c *Comparison, collapsed []Collapsed) string {
 	var methods []string
 	type col struct{ dataset, metric string }
 	var cols []col
@@ -240,7 +240,7 @@ func Markdown(c *Comparison, diffs []Difference, collapsed []Collapsed) string {
 			b.WriteString("\n")
 		}
 	}
-	if len(diffs) > 0 {
+	if diffs := c.Differences; len(diffs) > 0 {
 		fmt.Fprintf(&b, "\n%s - %s, paired (the same resampled seeds and test images for both methods); "+
 			"significant when the 95%% two-level interval excludes 0:\n\n", diffs[0].A, diffs[0].B)
 		b.WriteString("| data set | metric | difference | 95% interval | significant |\n|---|---|---|---|---|\n")

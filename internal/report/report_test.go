@@ -25,7 +25,9 @@ func TestMarkdown(t *testing.T) {
 		{"sincere", "supcon", "mnist", "knn1", 0.02, 0.01, 0.03, true},
 		{"sincere", "supcon", "mnist", "margin", 0.001, -0.002, 0.004, false},
 	}
-	md := Markdown(sample(), diffs, []Collapsed{{"supcon", 1, 0.0004}})
+	c := sample()
+	c.Differences = diffs
+	md := Markdown(c, []Collapsed{{"supcon", 1, 0.0004}})
 	for _, want := range []string{
 		"the mean over 2 seed(s) [95% interval of a two-level bootstrap, 1000 resamples",
 		"median(target) - median(noise)", "not the median of per-image differences", "bootstrap_margin.py",
