@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/sincere-ml/sincere/internal/atomicfile"
+	"github.com/sincere-ml/sincere/internal/sizes"
 )
 
 // Dtypes.
@@ -172,13 +173,11 @@ func Decode(b []byte) ([]Tensor, map[string]string, error) {
 		} else if e.Dtype != F32 {
 			return nil, nil, fmt.Errorf("safetensors: %s: unsupported dtype %q", name, e.Dtype)
 		}
-		count := 1
-		for _, s := range e.Shape {
-			if s < 0 || (s > 0 && count > math.MaxInt32/s) {
-				return nil, nil, fmt.Errorf("safetensors: %s: bad shape %v", name, e.Shape)
-			}
-			count *= s
+		n, ok := sizes.Product(math.MaxInt32, e.Shape...)
+		if !ok {
+			return nil, nil, fmt.Errorf("safetensors: %s: bad shape %v", name, e.Shape)
 		}
+		count := int(n)
 		lo, hi := e.DataOffsets[0], e.DataOffsets[1]
 		if lo < 0 || hi < lo || hi > len(data) || hi-lo != count*size {
 			return nil, nil, fmt.Errorf("safetensors: %s: bytes [%d, %d) for %d values of %s in %d bytes of data", name, lo, hi, count, e.Dtype, len(data))
