@@ -100,11 +100,7 @@ func Embed(ctx context.Context, dir string, o EmbedOptions) (*Embedded, error) {
 	if err := checkDatasetName(name); err != nil {
 		return nil, err
 	}
-	root := cfg.Data.Root
-	if root == "" {
-		root = dataset.DefaultRoot()
-	}
-	train, test, err := dataset.Open(ctx, dataset.Spec{Name: name, Root: root, Size: cfg.Data.ImageSize, Channels: cfg.Data.Channels, Fetch: o.Fetch})
+	train, test, err := cfg.Data.open(ctx, name, o.Fetch)
 	if err != nil {
 		return nil, err
 	}

@@ -205,11 +205,7 @@ func (t *Trainer) Close() error {
 // filtered to its classes and cut to its stratified subset (the same images
 // for every method and seed).
 func LoadTrain(ctx context.Context, d DataConfig, fetch *dataset.Fetcher) (*dataset.Dataset, error) {
-	root := d.Root
-	if root == "" {
-		root = dataset.DefaultRoot()
-	}
-	train, _, err := dataset.Open(ctx, dataset.Spec{Name: d.Dataset, Root: root, Size: d.ImageSize, Channels: d.Channels, Fetch: fetch})
+	train, _, err := d.open(ctx, d.Dataset, fetch)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +218,21 @@ func LoadTrain(ctx context.Context, d DataConfig, fetch *dataset.Fetcher) (*data
 		return nil, fmt.Errorf("data: %s has training images of fewer than two classes (data.classes %v); every method needs at least two", d.Dataset, d.Classes)
 	}
 	return train, nil
+}
+
+// root is the data root: data.root, else the default one.
+func (d DataConfig) root() string {
+	if d.Root == "" {
+		return dataset.DefaultRoot()
+	}
+	return d.Root
+}
+
+// open loads the splits of the data set name (the run's own or another) as
+// the data configuration reads them: from its root, a folder's images at
+// its image size and channels.
+func (d DataConfig) open(ctx context.Context, name string, fetch *dataset.Fetcher) (train, test *dataset.Dataset, err error) {
+	return dataset.Open(ctx, dataset.Spec{Name: name, Root: d.root(), Size: d.ImageSize, Channels: d.Channels, Fetch: fetch})
 }
 
 // shapeSplit applies the class filter and the subset to a split.

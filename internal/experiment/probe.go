@@ -265,10 +265,7 @@ func probeNames(cfg Config, extra []string) []string {
 // the cache holds.
 func probeSets(ctx context.Context, cfg Config, extra []string, fetch *dataset.Fetcher, cached setCache) ([]probeSet, error) {
 	names := probeNames(cfg, extra)
-	root := cfg.Data.Root
-	if root == "" {
-		root = dataset.DefaultRoot()
-	}
+	root := cfg.Data.root()
 	var sets []probeSet
 	for i, name := range names {
 		if err := checkDatasetName(name); err != nil {
@@ -283,7 +280,7 @@ func probeSets(ctx context.Context, cfg Config, extra []string, fetch *dataset.F
 			sets = append(sets, s)
 			continue
 		}
-		train, test, err := dataset.Open(ctx, dataset.Spec{Name: name, Root: root, Size: cfg.Data.ImageSize, Channels: cfg.Data.Channels, Fetch: fetch})
+		train, test, err := cfg.Data.open(ctx, name, fetch)
 		if err != nil {
 			return nil, err
 		}
