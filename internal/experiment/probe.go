@@ -391,10 +391,7 @@ func (c *featureCache) get(m *encoder.Model, tr *Trained, key string, d *dataset
 	h.Write(d.Pixels)
 	base := filepath.Join(c.dir, unsafeName.ReplaceAllString(key, "_")+"-"+hex.EncodeToString(h.Sum(nil))[:12])
 	fp, ep := base+"-features.npy", base+"-embeddings.npy"
-	ed := m.FeatureDim
-	if m.Head == encoder.HeadProjection {
-		ed = m.OutDim()
-	}
+	ed := embedWidth(m)
 	// A cached file is used only with the shape the model gives and finite
 	// values; anything else is computed again.
 	if f, n, fd, err := npyfile.ReadMatrix(fp); err == nil && n == d.Len() && fd == m.FeatureDim && allFinite(f) {
@@ -413,6 +410,15 @@ func (c *featureCache) get(m *encoder.Model, tr *Trained, key string, d *dataset
 		return matrix{}, matrix{}, err
 	}
 	return f, e, nil
+}
+
+// embedWidth is the width of a model's embeddings: the projection head's
+// output, or the features of a model without one (a ce run).
+func embedWidth(m *encoder.Model) int {
+	if m.Head == encoder.HeadProjection {
+		return m.OutDim()
+	}
+	return m.FeatureDim
 }
 
 // extractBatch is the number of images feature extraction runs at once.
@@ -439,10 +445,7 @@ func extract(m *encoder.Model, tr *Trained, d *dataset.Dataset) (matrix, matrix,
 	if err != nil {
 		return matrix{}, matrix{}, err
 	}
-	fd, ed := m.FeatureDim, m.FeatureDim
-	if m.Head == encoder.HeadProjection {
-		ed = m.OutDim()
-	}
+	fd, ed := m.FeatureDim, embedWidth(m)
 	feat, emb := make([]float32, d.Len()*fd), make([]float32, d.Len()*ed)
 	s := l.Stream(context.Background(), 0, 0)
 	defer s.Close()
