@@ -175,7 +175,7 @@ func (g *gradOut) buf(what string, n, perRow int) kernels.Buffer {
 	return rowsOf(b, n, perRow)
 }
 
-// base holds a layer's device and the rows its buffers hold.
+// base holds a layer's device.
 type base struct {
 	dev kernels.Device
 }
@@ -692,10 +692,8 @@ func (b *residual) reserve(r *reserver, in []int) ([]int, error) {
 // both paths, so it is pinned while they are assigned; the block's dL/dx
 // is the main path's, to which the shortcut's is added in place.
 func (b *residual) assignGrad(s *gradSlots, dy int) int {
-	d := b.out.assignGrad(s, dy)
-	if d < 0 { // the caller's buffer: the paths read it in place
-		d = -1
-	} else {
+	d := b.out.assignGrad(s, dy) // -1: the caller's buffer, which the paths read in place
+	if d >= 0 {
 		s.pinned[d] = true
 	}
 	dm := b.Main.assignGrad(s, d)
