@@ -106,7 +106,7 @@ the same command again: done tasks are skipped, partial ones resume.`,
 			if err != nil {
 				return err
 			}
-			printSubmitted(e, job, s, len(tasks)-len(pending), sets)
+			printSubmitted(e, job, s, len(tasks)-len(pending))
 			return nil
 		},
 	}
@@ -194,13 +194,8 @@ func slurmJob(cfgPath, out, binary string, sets []string, cfg experiment.Config)
 }
 
 // printSubmitted tells what was submitted and how to follow it.
-func printSubmitted(e *env, job *slurm.Job, s slurm.Submitted, done int, sets []string) {
+func printSubmitted(e *env, job *slurm.Job, s slurm.Submitted, done int) {
 	w := e.stdout
-	plan := []string{job.Binary, "compare", "--config", job.Config, "--out", job.Out}
-	for _, x := range sets {
-		plan = append(plan, "--set", x)
-	}
-	plan = append(plan, "--plan")
 	ids := s.AggregateJob
 	if s.TasksJob != "" {
 		ids = s.TasksJob + "," + s.AggregateJob
@@ -221,17 +216,8 @@ logs:     %s/
 results:  %s (and compare.json, compare.csv, the figures) when job %s ends
 cancel:   scancel %s (a task writes its checkpoint first)
 resume:   run this command again: done tasks are skipped, partial ones resume
-`, ids, ids, shellJoin(plan), logs, filepath.Join(job.Out, job.Name, experiment.CompareMarkdown), s.AggregateJob,
+`, ids, ids, job.Command("--plan"), logs, filepath.Join(job.Out, job.Name, experiment.CompareMarkdown), s.AggregateJob,
 		strings.ReplaceAll(ids, ",", " "))
-}
-
-// shellJoin quotes words for a shell where they need it.
-func shellJoin(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = slurm.Quote(w)
-	}
-	return strings.Join(q, " ")
 }
 
 // count says "1 task" or "4 tasks".

@@ -142,9 +142,11 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// command is the sincere command line of a job, quoted; a mode argument
-// that starts with "$ is left for the shell to expand.
-func (j *Job) command(mode ...string) string {
+// Command is the job's sincere compare command line (binary,
+// configuration, output folder and --set overrides) followed by mode,
+// quoted for a POSIX shell; a mode argument that starts with "$ is left for
+// the shell to expand.
+func (j *Job) Command(mode ...string) string {
 	args := []string{j.Binary, "compare", "--config", j.Config, "--out", j.Out}
 	for _, s := range j.Sets {
 		args = append(args, "--set", s)
@@ -247,7 +249,7 @@ func (j *Job) TasksScript() string {
 		"--output="+filepath.Join(logs, "task-%A_%a.out"),
 		"--open-mode=append",
 		"--requeue")
-	j.body(&b, j.command("--task", `"$SLURM_ARRAY_TASK_ID"`, "--wait-lock"))
+	j.body(&b, j.Command("--task", `"$SLURM_ARRAY_TASK_ID"`, "--wait-lock"))
 	return b.String()
 }
 
@@ -267,7 +269,7 @@ func (j *Job) AggregateScript() string {
 		"--job-name="+Quote("sincere-"+j.Name+"-aggregate"),
 		"--output="+filepath.Join(logs, "aggregate-%j.out"),
 		"--open-mode=append")
-	j.body(&b, j.command("--aggregate"))
+	j.body(&b, j.Command("--aggregate"))
 	return b.String()
 }
 
