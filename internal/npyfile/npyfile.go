@@ -37,8 +37,8 @@ const (
 // header is a parsed .npy header.
 type header struct {
 	order   binary.ByteOrder
-	kind    byte // 'f', 'i', 'u' or 'b'
-	size    int  // bytes per value
+	code    string // the type without its byte order: "f4", "i8", "b1", ...
+	size    int    // bytes per value
 	dtype   string
 	fortran bool
 	shape   []int
@@ -216,7 +216,7 @@ func (h *header) setType(d string) error {
 	default:
 		return fmt.Errorf("unsupported dtype %s (want a number type)", h.dtype)
 	}
-	h.kind, h.size = d[1], int(d[2]-'0')
+	h.code, h.size = d[1:], int(d[2]-'0')
 	switch d[1:] {
 	case "b1", "i1", "u1", "i2", "u2", "i4", "u4", "f4", "i8", "u8", "f8":
 		return nil
@@ -316,7 +316,7 @@ func (p *dictParser) tuple() ([]int, error) {
 // a slice of their type.
 func decode(r io.Reader, h header) (any, error) {
 	n := h.elems
-	switch string(h.kind) + strconv.Itoa(h.size) {
+	switch h.code {
 	case "f4":
 		return fill(r, h, make([]float32, n), func(b []byte) float32 { return math.Float32frombits(h.order.Uint32(b)) })
 	case "f8":
