@@ -91,10 +91,11 @@ func read(path string) (array, error) {
 // numbers), in any order, as NumPy accepts them.
 func readHeader(r io.Reader) (header, error) {
 	var pre [8]byte
-	if n, err := io.ReadFull(r, pre[:]); err != nil || !bytes.Equal(pre[:6], magic) {
-		if n < len(magic) || !bytes.Equal(pre[:6], magic) {
-			return header{}, errors.New("not a .npy file (bad magic)")
-		}
+	_, err := io.ReadFull(r, pre[:])
+	if !bytes.Equal(pre[:6], magic) { // also when fewer than 6 bytes were read
+		return header{}, errors.New("not a .npy file (bad magic)")
+	}
+	if err != nil {
 		return header{}, errors.New("truncated .npy header")
 	}
 	var hlen, start int
