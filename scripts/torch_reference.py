@@ -113,15 +113,7 @@ def time_cuda(fn, warmup=1, runs=5):
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
+    times = step_timer(True)(lambda _: fn(), runs)
     return statistics.median(times), min(times), max(times)
 
 
