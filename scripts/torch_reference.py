@@ -562,8 +562,7 @@ def cmd_crosscheck(args):
                             row["error"] = repr(e)[:300]
                         print(json.dumps(row), flush=True)
                         results.append(row)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(args.out, results)
 
 
 def main():
