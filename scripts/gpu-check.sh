@@ -210,6 +210,15 @@ record() {
 	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >>"$work/stages.tsv"
 }
 
+# stage_limit CAP: the time limit of a stage of that cap: CAP seconds, or
+# what is left of the budget (less the table's reserve) if less.
+stage_limit() {
+	local l
+	l=$(($(left) - RESERVE))
+	if [ "$l" -gt "$1" ]; then l=$1; fi
+	echo "$l"
+}
+
 # stage NAME CAP CMD...: runs CMD with a time limit of CAP seconds, or what
 # is left of the budget if less, its output in $work/NAME.log (its stdout in
 # $STAGE_STDOUT instead where that is set), and records
@@ -219,8 +228,7 @@ stage() {
 	local name=$1 cap=$2
 	shift 2
 	local limit
-	limit=$(($(left) - RESERVE))
-	if [ "$limit" -gt "$cap" ]; then limit=$cap; fi
+	limit=$(stage_limit "$cap")
 	if [ "$limit" -lt 10 ]; then
 		log "$name: skipped, the budget is spent"
 		record "$name" skipped 0 0 "the budget ($budget s) was spent"
@@ -251,8 +259,7 @@ stage() {
 # limit (for the PyTorch scripts, which skip what would not fit).
 deadline() {
 	local limit
-	limit=$(($(left) - RESERVE))
-	if [ "$limit" -gt "$1" ]; then limit=$1; fi
+	limit=$(stage_limit "$1")
 	echo $((limit > 20 ? limit - 10 : 10))
 }
 
