@@ -396,7 +396,10 @@ done
 targs=()
 for c in "${TRAIN_CASES[@]}"; do targs+=(--case "$c"); done
 if [ -n "$DRY" ]; then targs+=(--width 0.125 --steps 1 --warmup 1); fi
-if "$PY" -c "import torch, sys; sys.exit(0 if '$TORCH_DEVICE' == 'cpu' or torch.cuda.is_available() else 1)" 2>/dev/null; then
+# Asked once for every PyTorch stage: 1 when $PY's torch sees a CUDA device,
+# 0 when it sees none, empty when $PY has no torch.
+torch_cuda=$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null)
+if [ "$torch_cuda" = 1 ] || { [ "$TORCH_DEVICE" = cpu ] && [ -n "$torch_cuda" ]; }; then
 	torch_ok=1
 	stage torch-eager 90 env PYTHONUNBUFFERED=1 "$PY" scripts/torch_reference.py train "$work/torch-eager.json" \
 		--device "$TORCH_DEVICE" --mode eager "${targs[@]}"
@@ -423,7 +426,7 @@ for prec in tf32x3 tf32 fp32; do
 	STAGE_STDOUT=$work/lossbench-$prec.json stage "lossbench-$prec" 45 "$bin/sincere-cuda" bench loss --device cuda --precision "$prec" --d 128 \
 		"${sizes[@]}" "${losses[@]}" --json
 done
-if [ -z "$DRY" ] && "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+if [ -z "$DRY" ] && [ "$torch_cuda" = 1 ]; then
 	stage torchloss 60 env PYTHONUNBUFFERED=1 "$PY" scripts/torch_reference.py bench "$work/torch.json" \
 		"${nflags[@]:0:6}" --loss sincere --loss supcon --deadline "$(deadline 60)"
 	stage crosscheck 45 "$PY" scripts/torch_reference.py crosscheck "$bin/sincere-cuda" "$work/crosscheck.json"
