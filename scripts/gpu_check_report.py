@@ -459,14 +459,14 @@ class Report:
     def render(self):
         """The details first, the verdicts last: a reader of the output's
         tail sees the table."""
-        lines = self.header()
-        lines += self.details
+        head = self.header()
+        lines = head + self.details
         lines += ["", "Stages (seconds of their limit):"]
         st_rows = [[n, s["verdict"], "%.1f" % s["seconds"], s["limit"], s["note"]] for n, s in
                    ((n, self.stages[n]) for n in self.order)]
         lines += ["  " + l for l in table(st_rows, ["stage", "verdict", "s", "limit", "note"], right=False)]
         rows = [[c, v, f, t] for c, v, f, t in self.checks]
-        lines += ["", "Verdicts (%s):" % self.header()[1]]
+        lines += ["", "Verdicts (%s):" % head[1]]
         lines += ["  " + l for l in table(rows, ["check", "verdict", "figure", "target"], right=False)]
         return "\n".join(lines) + "\n"
 
