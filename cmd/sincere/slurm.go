@@ -79,7 +79,7 @@ the same command again: done tasks are skipped, partial ones resume.`,
 				case experiment.TaskChanged:
 					changed = append(changed, fmt.Sprintf("task %d (%s)", t.Index, t.Dir))
 				}
-				if strings.Contains(t.Detail, "in use by") {
+				if t.Holder != nil {
 					running = append(running, fmt.Sprintf("task %d (%s)", t.Index, t.Detail))
 				}
 				pending = append(pending, t.Index)

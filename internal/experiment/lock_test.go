@@ -54,7 +54,8 @@ func TestRunLocked(t *testing.T) {
 	}
 	_, err = RunTask(context.Background(), cfg, 0, CompareOptions{Out: out})
 	check("compare task", err)
-	if tasks, _ := Plan(cfg, CompareOptions{Out: out}); !strings.HasPrefix(tasks[0].Detail, "running: in use by "+wantHolder) {
+	if tasks, _ := Plan(cfg, CompareOptions{Out: out}); !strings.HasPrefix(tasks[0].Detail, "running: in use by "+wantHolder) ||
+		tasks[0].Holder == nil || tasks[0].Holder.PID != os.Getpid() || tasks[1].Holder != nil {
 		t.Errorf("plan of a locked run: %+v", tasks[0])
 	}
 	cl.Release()

@@ -49,6 +49,8 @@ type Task struct {
 	State TaskState
 	// Detail says more about a state that is not done.
 	Detail string
+	// Holder is the process that holds the run's lock, nil when none does.
+	Holder *runlock.Holder
 }
 
 // plan is a comparison's configuration and tasks, with the caches that let
@@ -150,6 +152,7 @@ func (p *plan) run(ctx context.Context, i int) (probed, error) {
 func (p *plan) look(i int) (Task, probed) {
 	t, r := p.state(i)
 	if h, err := runlock.Inspect(t.Dir); err == nil && h != nil {
+		t.Holder = h
 		if t.State == TaskDone {
 			t.Detail = "in use by " + h.String()
 		} else {
