@@ -17,12 +17,20 @@ const Support = true
 
 // OpenLossEngine returns the CUDA loss engine on the emulator.
 func OpenLossEngine(opt kernels.CUDAOptions) (kernels.LossEngine, error) {
-	return newLossEngine(&emuDriver{}, opt)
+	e, err := newLossEngine(&emuDriver{}, opt)
+	if err != nil {
+		return nil, err // a plain nil, not a nil *LossEngine in the interface
+	}
+	return e, nil
 }
 
 // OpenDevice returns the CUDA training device on the emulator.
 func OpenDevice(opt kernels.CUDAOptions) (kernels.Device, error) {
-	return newDevice(&emuDriver{}, opt)
+	d, err := newDevice(&emuDriver{}, opt)
+	if err != nil {
+		return nil, err // a plain nil, not a nil *Device in the interface
+	}
+	return d, nil
 }
 
 // isEmulator reports whether the kernels run on the CPU emulator: yes.

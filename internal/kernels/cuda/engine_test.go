@@ -278,8 +278,11 @@ func TestCUDARejectsBadInput(t *testing.T) {
 	e := openTestCUDA(t, kernels.PrecisionAuto)
 	kerneltest.CheckRejects(t, e)
 	p := kernels.Params{Loss: kernels.SINCERE, Temperature: 0.1}
-	if _, err := OpenLossEngine(kernels.CUDAOptions{Precision: "fp8"}); err == nil {
-		t.Error("precision fp8 accepted")
+	if bad, err := OpenLossEngine(kernels.CUDAOptions{Precision: "fp8"}); err == nil || bad != nil {
+		t.Errorf("precision fp8: %v, %v (want an error and a plain nil engine)", bad, err)
+	}
+	if bad, err := OpenDevice(kernels.CUDAOptions{Precision: "fp8"}); err == nil || bad != nil {
+		t.Errorf("device precision fp8: %v, %v (want an error and a plain nil device)", bad, err)
 	}
 	// The gather kernel finds non-finite values; the error names the first
 	// in the caller's order, whatever the sorted order.
