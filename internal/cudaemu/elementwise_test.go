@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // The kernels of elementwise.cu against float64 references, on sizes that
@@ -61,11 +63,11 @@ func TestFlatKernels(t *testing.T) {
 				checkClose(t, name+" fill", y.get(), want, 0)
 
 				ab := flatBuf(t, a, aligned)
-				y = flatBuf(t, nil2(n), aligned)
+				y = flatBuf(t, numcheck.NaNs(n), aligned)
 				d.run("copy_f32", grid, ptr(y), ptr(ab), i64(n))
 				checkClose(t, name+" copy", y.get(), wide(a), 0)
 
-				y = flatBuf(t, nil2(n), aligned)
+				y = flatBuf(t, numcheck.NaNs(n), aligned)
 				d.run("relu_f32", grid, ptr(ab), ptr(y), i64(n))
 				for i, v := range a {
 					want[i] = math.Max(float64(v), 0)
@@ -78,7 +80,7 @@ func TestFlatKernels(t *testing.T) {
 				relu := yb.get()
 
 				bb := flatBuf(t, b, aligned)
-				y = flatBuf(t, nil2(n), aligned)
+				y = flatBuf(t, numcheck.NaNs(n), aligned)
 				d.run("relu_backward_f32", grid, ptr(yb), ptr(bb), ptr(y), i64(n))
 				for i, v := range relu {
 					want[i] = 0
@@ -88,7 +90,7 @@ func TestFlatKernels(t *testing.T) {
 				}
 				checkClose(t, name+" relu backward", y.get(), want, 0)
 
-				y = flatBuf(t, nil2(n), aligned)
+				y = flatBuf(t, numcheck.NaNs(n), aligned)
 				d.run("add_f32", grid, ptr(ab), ptr(bb), ptr(y), i64(n))
 				for i := range a {
 					want[i] = float64(a[i] + b[i])
@@ -99,15 +101,6 @@ func TestFlatKernels(t *testing.T) {
 			}
 		}
 	}
-}
-
-// nil2 is n poison values (NaN), for outputs the kernel must overwrite.
-func nil2(n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(math.NaN())
-	}
-	return v
 }
 
 func TestBiasAddAndSumRows(t *testing.T) {

@@ -5,6 +5,8 @@ package cudaemu
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
 // The kernels of gemm.cu against a float64 reference: every transpose,
@@ -84,7 +86,7 @@ func testGemm(t *testing.T, d dev, rng *rand.Rand, name string, cs gemmCase, ta,
 	b := randn(rng, max(br*ldb, 1), 0, 1)
 	c0 := randn(rng, m*ldc, 0, 1)
 	if cs.beta == 0 {
-		c0 = nil2(m * ldc)
+		c0 = numcheck.NaNs(m * ldc)
 	}
 	opA := func(i, p int) float64 {
 		if ta {

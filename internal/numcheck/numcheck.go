@@ -1,5 +1,7 @@
 // Package numcheck measures how far computed numbers are from expected
-// ones: the relative errors the tests of the numeric packages assert on.
+// ones: the relative errors the tests of the numeric packages assert on,
+// and the NaN poison they fill outputs with so that an unwritten element
+// fails every bound.
 package numcheck
 
 import "math"
@@ -47,4 +49,14 @@ func CentralDiff(v []float32, i int, h float64, f func() float64) float64 {
 	down := f()
 	v[i] = old
 	return (up - down) / (2 * h)
+}
+
+// NaNs returns n NaNs: poison for an output that the code under test must
+// overwrite, so that an element it leaves unwritten fails any bound.
+func NaNs(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(math.NaN())
+	}
+	return v
 }

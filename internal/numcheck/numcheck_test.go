@@ -43,3 +43,17 @@ func TestCentralDiff(t *testing.T) {
 		t.Errorf("v not restored: %v", v)
 	}
 }
+
+func TestNaNs(t *testing.T) {
+	for _, n := range []int{0, 1, 7} {
+		v := NaNs(n)
+		if len(v) != n {
+			t.Errorf("NaNs(%d) has %d values", n, len(v))
+		}
+		for i, x := range v {
+			if !math.IsNaN(float64(x)) {
+				t.Errorf("NaNs(%d)[%d] = %v", n, i, x)
+			}
+		}
+	}
+}

@@ -63,14 +63,6 @@ func testPrecisions(t *testing.T) []string {
 	return []string{kernels.PrecisionFP32}
 }
 
-func poisoned(n int) []float32 {
-	g := make([]float32, n)
-	for i := range g {
-		g[i] = float32(math.NaN())
-	}
-	return g
-}
-
 func TestCUDAMatchesReference(t *testing.T) {
 	type shape struct {
 		n, d, classes int
@@ -112,7 +104,7 @@ func TestCUDAMatchesReference(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				grad := poisoned(sh.n * sh.d)
+				grad := numcheck.NaNs(sh.n * sh.d)
 				res, err := e.Compute(p, z32, sh.n, sh.d, labels, grad)
 				if err != nil {
 					t.Fatalf("%s %v n=%d d=%d: %v", prec, p.Loss, sh.n, sh.d, err)
@@ -199,7 +191,7 @@ func TestCUDAMatchesCPU(t *testing.T) {
 						}
 					}
 					for _, prec := range precs {
-						g := poisoned(n * d)
+						g := numcheck.NaNs(n * d)
 						res, err := engs[prec].Compute(p, z32, n, d, labels, g)
 						if cerr != nil {
 							if !errors.Is(err, cerr) {
@@ -243,7 +235,7 @@ func TestCUDAForwardOnlyAndRepeat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g1, g2 := poisoned(90*40), poisoned(90*40)
+		g1, g2 := numcheck.NaNs(90*40), numcheck.NaNs(90*40)
 		b, err := e.Compute(p, kerneltest.Float32s(z), 90, 40, labels, g1)
 		if err != nil {
 			t.Fatal(err)

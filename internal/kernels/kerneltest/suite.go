@@ -129,7 +129,7 @@ func (f *fixture) buf(v []float32) kernels.Buffer {
 
 // poisoned returns a device buffer of n NaNs: an output that must be
 // written everywhere.
-func (f *fixture) poisoned(n int) kernels.Buffer { return f.buf(nans(n)) }
+func (f *fixture) poisoned(n int) kernels.Buffer { return f.buf(numcheck.NaNs(n)) }
 
 // ints returns a device array holding v.
 func (f *fixture) ints(v []int) kernels.Ints {
@@ -195,14 +195,6 @@ func (f *fixture) vec(n int, lo, hi float64) []float32 {
 
 // reset gives the arena's space back between cases.
 func (f *fixture) reset() { f.arena.Reset() }
-
-func nans(n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(math.NaN())
-	}
-	return v
-}
 
 // relL2 is ||got - want|| / ||want|| (numcheck.RelL2), NaN when got holds a
 // NaN or an Inf (so that an unwritten, poisoned output fails any bound).
