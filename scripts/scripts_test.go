@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -100,5 +102,61 @@ func TestNonfreeSourcesOnThisMachine(t *testing.T) {
 		// not a Debian machine: the failure names what is missing
 	default:
 		t.Errorf("nonfree_sources on this machine: %v\n%s", err, out)
+	}
+}
+
+// TestSlurmLocalClearsAFolderLeftByADeadCluster: a cluster that died (a
+// machine restart, a killed session) leaves its folder with pid files that
+// name dead processes, or pids since taken by unrelated ones. `start` clears
+// such a folder through `stop`, which must then succeed, signal only the
+// processes that carry this cluster's SLURM_CONF, and remove the folder.
+func TestSlurmLocalClearsAFolderLeftByADeadCluster(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("no /proc")
+	}
+	dir := filepath.Join(t.TempDir(), "cluster")
+	conf := filepath.Join(dir, "slurm.conf")
+	if err := os.MkdirAll(filepath.Join(dir, "munge"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(conf, nil, 0o644)
+
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	start := func(env ...string) *exec.Cmd {
+		c := exec.Command("sleep", "60")
+		c.Env = append(os.Environ(), env...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
+	stranger := start()                     // a pid a stale file may name
+	leftover := start("SLURM_CONF=" + conf) // a job step the cluster left
+	pid := func(c *exec.Cmd) string { return strconv.Itoa(c.Process.Pid) }
+	os.WriteFile(filepath.Join(dir, "slurmd.pid"), []byte(pid(dead)+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "slurmctld.pid"), []byte(pid(stranger)+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "munge", "munged.pid"), []byte("garbage\n"), 0o644)
+
+	cmd := exec.Command("bash", "slurm-local.sh", "stop")
+	cmd.Env = append(os.Environ(), "SLURM_LOCAL_DIR="+dir, "SLURM_CONF=")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "slurm-local: stopped") {
+		t.Fatalf("stop on a stale folder: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the folder is still there: %v", err)
+	}
+	if err := leftover.Wait(); err == nil {
+		t.Error("the process carrying the cluster's SLURM_CONF was not stopped")
+	}
+	if err := stranger.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("stop signalled a process that is not the cluster's (named by a stale pid file): %v", err)
 	}
 }

@@ -20,9 +20,11 @@
 # Every process the cluster starts (daemons, job steps, the jobs themselves)
 # carries that SLURM_CONF in its environment, which is how `stop` finds what
 # is left to kill, and nothing else.
-set -euo pipefail
+set -Eeuo pipefail
 
 me=slurm-local
+# A command that fails under set -e ends the script: say which, never silently.
+trap 'echo "$me: failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 dir=${SLURM_LOCAL_DIR:-${TMPDIR:-/tmp}/sincere-slurm-$(id -u)}
 port=${SLURM_LOCAL_PORT:-16817}
 conf=$dir/slurm.conf
@@ -76,17 +78,29 @@ running() {
 	[ -f "$conf" ] && timeout 5 sinfo -h >/dev/null 2>&1
 }
 
-# pid_alive reports whether the process of a pid file runs; signal_pid
-# signals it (the daemons remove their pid files as they exit, so a file may
-# vanish between the two).
+# ours reports whether process $1 carries this cluster's SLURM_CONF, as
+# every process the cluster starts does: a pid file left by a cluster that
+# died may name a pid that now belongs to something else.
+ours() {
+	{ tr '\0' '\n' <"/proc/$1/environ" | grep -qxF "SLURM_CONF=$conf"; } 2>/dev/null
+}
+
+# pid_alive reports whether the process of a pid file runs and is this
+# cluster's; signal_pid signals it if so (the daemons remove their pid files
+# as they exit, so a file may vanish or go stale between the two). Neither
+# fails the script: a stale pid file is the normal state after a crash.
 pid_alive() {
 	local pid
-	pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+	pid=$(cat "$1" 2>/dev/null) || return 1
+	[ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null && ours "$pid"
 }
 
 signal_pid() {
 	local pid
-	pid=$(cat "$2" 2>/dev/null) && [ -n "$pid" ] && kill "-$1" "$pid" 2>/dev/null
+	if pid_alive "$2"; then
+		pid=$(cat "$2" 2>/dev/null) || return 0
+		kill "-$1" "$pid" 2>/dev/null || true
+	fi
 	return 0
 }
 
@@ -97,7 +111,7 @@ cluster_pids() {
 	for e in /proc/[0-9]*/environ; do
 		p=${e#/proc/}
 		p=${p%/environ}
-		{ tr '\0' '\n' <"$e" | grep -qxF "SLURM_CONF=$conf"; } 2>/dev/null || continue
+		ours "$p" || continue
 		# Skip this script and its own children (they inherit SLURM_CONF).
 		mine="" q=$p
 		while [ -n "$q" ] && [ "$q" -gt 1 ]; do
