@@ -163,13 +163,28 @@ func waitSlurm(t *testing.T, id string, logs string, want ...string) string {
 	}
 }
 
-// slurmLogs returns the jobs' log files, for a failure message.
+// slurmLogs returns the jobs' log files and the last lines of the daemons'
+// logs (beside $SLURM_CONF, as scripts/slurm-local.sh keeps them), for a
+// failure message: a job that fails before its script runs says why only
+// there.
 func slurmLogs(dir string) string {
 	var b strings.Builder
 	files, _ := filepath.Glob(filepath.Join(dir, "*.out"))
 	for _, f := range files {
 		text, _ := os.ReadFile(f)
 		fmt.Fprintf(&b, "--- %s\n%s", f, text)
+	}
+	if conf := os.Getenv("SLURM_CONF"); conf != "" {
+		for _, name := range []string{"slurmctld.log", "slurmd.log"} {
+			f := filepath.Join(filepath.Dir(conf), "log", name)
+			text, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(text), "\n"), "\n")
+			lines = lines[max(0, len(lines)-30):]
+			fmt.Fprintf(&b, "--- %s (last %d lines)\n%s\n", f, len(lines), strings.Join(lines, "\n"))
+		}
 	}
 	return b.String()
 }
@@ -285,7 +300,12 @@ func TestSlurmCluster(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(runDir, "lock")); err == nil {
 		t.Error("the stopped task left its lock")
 	}
-	for _, args := range [][]string{{"requeue", task}, {"update", "jobid=" + task, "StartTime=now"}} {
+	// A requeued job may not start until Slurm's credential for its last
+	// run has expired (EligibleTime is its end plus CredExpire+1, two
+	// minutes): slurmd refuses a launch whose credential is as old as the
+	// revocation, to the second, and the job then fails with exit 1 before
+	// its script runs. Start it a few seconds after the end instead.
+	for _, args := range [][]string{{"requeue", task}, {"update", "jobid=" + task, "StartTime=now+5"}} {
 		if b, err := exec.Command("scontrol", args...).CombinedOutput(); err != nil {
 			t.Fatalf("scontrol %s: %v %s", strings.Join(args, " "), err, b)
 		}
