@@ -3,12 +3,12 @@
 package scripts
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -108,8 +108,10 @@ func TestNonfreeSourcesOnThisMachine(t *testing.T) {
 // TestSlurmLocalClearsAFolderLeftByADeadCluster: a cluster that died (a
 // machine restart, a killed session) leaves its folder with pid files that
 // name dead processes, or pids since taken by unrelated ones. `start` clears
-// such a folder through `stop`, which must then succeed, signal only the
-// processes that carry this cluster's SLURM_CONF, and remove the folder.
+// such a folder through `stop`, which must then succeed, kill what the
+// cluster left (its jobs carry its SLURM_CONF and a SLURM_JOB_ID), spare
+// everything else (a stranger, a user's process that merely carries the
+// SLURM_CONF its shell exported), and remove the folder.
 func TestSlurmLocalClearsAFolderLeftByADeadCluster(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
@@ -137,8 +139,9 @@ func TestSlurmLocalClearsAFolderLeftByADeadCluster(t *testing.T) {
 		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
 		return c
 	}
-	stranger := start()                     // a pid a stale file may name
-	leftover := start("SLURM_CONF=" + conf) // a job step the cluster left
+	stranger := start()                                     // a pid a stale file may name
+	bystander := start("SLURM_CONF=" + conf)                // started from a shell that exported it
+	leftover := start("SLURM_CONF="+conf, "SLURM_JOB_ID=7") // a job the cluster left
 	pid := func(c *exec.Cmd) string { return strconv.Itoa(c.Process.Pid) }
 	os.WriteFile(filepath.Join(dir, "slurmd.pid"), []byte(pid(dead)+"\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "slurmctld.pid"), []byte(pid(stranger)+"\n"), 0o644)
@@ -156,7 +159,21 @@ func TestSlurmLocalClearsAFolderLeftByADeadCluster(t *testing.T) {
 	if err := leftover.Wait(); err == nil {
 		t.Error("the process carrying the cluster's SLURM_CONF was not stopped")
 	}
-	if err := stranger.Process.Signal(syscall.Signal(0)); err != nil {
-		t.Errorf("stop signalled a process that is not the cluster's (named by a stale pid file): %v", err)
+	if !running(stranger) {
+		t.Error("stop killed a process that is not the cluster's (named by a stale pid file)")
 	}
+	if !running(bystander) {
+		t.Error("stop killed a process that only carries the cluster's SLURM_CONF (a user's, not a job)")
+	}
+}
+
+// running reports whether a child still runs: a child killed but not yet
+// waited for is a zombie, which signal 0 would still find.
+func running(c *exec.Cmd) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
+	if err != nil {
+		return false
+	}
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	return ok && !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 }

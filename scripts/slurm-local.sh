@@ -18,8 +18,8 @@
 # user (Debian's Slurm 22.05 is tested as root). Clients find the cluster by
 #   export SLURM_CONF=$SLURM_LOCAL_DIR/slurm.conf
 # Every process the cluster starts (daemons, job steps, the jobs themselves)
-# carries that SLURM_CONF in its environment, which is how `stop` finds what
-# is left to kill, and nothing else.
+# carries that SLURM_CONF in its environment; `stop` kills what is left of
+# those that are Slurm's daemons or jobs (see ours), and nothing else.
 set -Eeuo pipefail
 
 me=slurm-local
@@ -78,11 +78,20 @@ running() {
 	[ -f "$conf" ] && timeout 5 sinfo -h >/dev/null 2>&1
 }
 
-# ours reports whether process $1 carries this cluster's SLURM_CONF, as
-# every process the cluster starts does: a pid file left by a cluster that
-# died may name a pid that now belongs to something else.
+# ours reports whether process $1 is this cluster's: it carries this
+# cluster's SLURM_CONF, as everything the cluster starts does, and it is one
+# of Slurm's or MUNGE's daemons or a job (Slurm gives jobs SLURM_JOB_ID). The
+# variable alone is not enough: whatever a user starts from a shell that
+# exported it carries it too (a test run, `watch squeue`), and a pid file
+# left by a cluster that died may name a pid that now belongs to something
+# else.
 ours() {
-	{ tr '\0' '\n' <"/proc/$1/environ" | grep -qxF "SLURM_CONF=$conf"; } 2>/dev/null
+	local env comm
+	env=$({ tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null) || return 1
+	grep -qxF "SLURM_CONF=$conf" <<<"$env" || return 1
+	comm=$(cat "/proc/$1/comm" 2>/dev/null) || return 1
+	case "$comm" in munged | slurmctld | slurmd | slurmstepd) return 0 ;; esac
+	grep -q '^SLURM_JOB_ID=' <<<"$env"
 }
 
 # pid_alive reports whether the process of a pid file runs and is this
