@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sincere-ml/sincere/internal/kernels"
+	"github.com/sincere-ml/sincere/internal/kernels/kerneltest"
 )
 
 // The kernels of conv.cu against float64 references: the forward pass, the
@@ -16,21 +19,13 @@ import (
 // of 1 and 3 (the stems), sizes that straddle the 128-row and 64- or
 // 128-column tiles, odd image sides and a bottleneck's 1x1 -> 3x3 -> 1x1.
 
-// convGeom is a convolution's shape, in the kernels' argument order.
-type convGeom struct{ N, C, H, W, K, R, S, Stride, Pad int }
-
-func (g convGeom) P() int { return (g.H+2*g.Pad-g.R)/g.Stride + 1 }
-func (g convGeom) Q() int { return (g.W+2*g.Pad-g.S)/g.Stride + 1 }
-
-func (g convGeom) String() string {
-	return fmt.Sprintf("N%d C%d %dx%d K%d %dx%d/%d pad %d", g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.Stride, g.Pad)
-}
-
-func (g convGeom) args() []uint64 {
+// convArgs is a convolution's shape as the kernels take it, after their
+// three pointers.
+func convArgs(g kernels.ConvGeom) []uint64 {
 	return []uint64{i32(g.N), i32(g.C), i32(g.H), i32(g.W), i32(g.K), i32(g.R), i32(g.S), i32(g.Stride), i32(g.Pad)}
 }
 
-var convCases = []convGeom{
+var convCases = []kernels.ConvGeom{
 	{N: 2, C: 3, H: 5, W: 5, K: 5, R: 3, S: 3, Stride: 1, Pad: 1},     // a stem: C = 3
 	{N: 1, C: 1, H: 7, W: 6, K: 3, R: 3, S: 3, Stride: 2, Pad: 1},     // C = 1, stride 2, odd sides
 	{N: 2, C: 16, H: 9, W: 9, K: 68, R: 3, S: 3, Stride: 1, Pad: 1},   // 162 pixels, K past 64, 144 taps
@@ -46,48 +41,10 @@ var convCases = []convGeom{
 	{N: 1, C: 24, H: 16, W: 16, K: 12, R: 3, S: 3, Stride: 1, Pad: 1}, // 256 pixels: two full row tiles
 }
 
-// convRef returns y, dx and dw (without the prior dw) in float64.
-func convRef(g convGeom, x, w, dy []float32) (y, dx, dw []float64) {
-	P, Q := g.P(), g.Q()
-	y = make([]float64, g.N*P*Q*g.K)
-	dx = make([]float64, g.N*g.H*g.W*g.C)
-	dw = make([]float64, g.R*g.S*g.C*g.K)
-	for n := range g.N {
-		for p := range P {
-			for q := range Q {
-				out := ((n*P+p)*Q + q) * g.K
-				for r := range g.R {
-					ih := p*g.Stride - g.Pad + r
-					if ih < 0 || ih >= g.H {
-						continue
-					}
-					for s := range g.S {
-						iw := q*g.Stride - g.Pad + s
-						if iw < 0 || iw >= g.W {
-							continue
-						}
-						in := ((n*g.H+ih)*g.W + iw) * g.C
-						for c := range g.C {
-							xv := float64(x[in+c])
-							tap := ((r*g.S+s)*g.C + c) * g.K
-							for k := range g.K {
-								y[out+k] += xv * float64(w[tap+k])
-								dx[in+c] += float64(dy[out+k]) * float64(w[tap+k])
-								dw[tap+k] += xv * float64(dy[out+k])
-							}
-						}
-					}
-				}
-			}
-		}
-	}
-	return y, dx, dw
-}
-
 // wgradChunk is the host's choice of pixels per slice of the filter
 // gradient (conv.cu).
-func wgradChunk(g convGeom, bn int) (kChunk, splits int) {
-	kr := g.N * g.P() * g.Q()
+func wgradChunk(g kernels.ConvGeom, bn int) (kChunk, splits int) {
+	kr := g.N * g.OutH() * g.OutW()
 	tiles := (g.R*g.S*g.C + 127) / 128 * ((g.K + bn - 1) / bn)
 	splits = min(max((512+tiles-1)/tiles, 1), max((kr+511)/512, 1))
 	per := (kr + splits - 1) / splits
@@ -101,12 +58,12 @@ func TestConv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	errs := errTable{}
 	for ci, g := range convCases {
-		P, Q := g.P(), g.Q()
+		P, Q := g.OutH(), g.OutW()
 		x := randn(rng, g.N*g.H*g.W*g.C, 0, 1)
 		w := randn(rng, g.R*g.S*g.C*g.K, 0, 1)
 		dy := randn(rng, g.N*P*Q*g.K, 0, 1)
 		dw0 := randn(rng, g.R*g.S*g.C*g.K, 0, 1)
-		wantY, wantDX, wantDW := convRef(g, x, w, dy)
+		wantY, wantDX, wantDW := kerneltest.ConvRef(g, x, w, dy)
 		for i := range wantDW {
 			wantDW[i] += float64(dw0[i])
 		}
@@ -129,13 +86,13 @@ func TestConv(t *testing.T) {
 
 					y := alloc[float32](t, len(wantY))
 					d.run("conv_fprop_"+suffix, [3]int{(g.K + bn - 1) / bn, (g.N*P*Q + 127) / 128, 1},
-						append([]uint64{ptr(xb), ptr(wb), ptr(y)}, g.args()...)...)
+						append([]uint64{ptr(xb), ptr(wb), ptr(y)}, convArgs(g)...)...)
 					errs.note("conv_fprop_"+prec, checkClose(t, name+" fprop", y.get(), wantY, tol))
 
 					dx := alloc[float32](t, len(wantDX))
 					hp, wp := (g.H+g.Stride-1)/g.Stride, (g.W+g.Stride-1)/g.Stride
 					d.run("conv_dgrad_"+suffix, [3]int{(g.C + bn - 1) / bn, (g.N*hp*wp + 127) / 128, g.Stride * g.Stride},
-						append([]uint64{ptr(dyb), ptr(wb), ptr(dx)}, g.args()...)...)
+						append([]uint64{ptr(dyb), ptr(wb), ptr(dx)}, convArgs(g)...)...)
 					errs.note("conv_dgrad_"+prec, checkClose(t, name+" dgrad", dx.get(), wantDX, tol))
 
 					// The filter gradient: the host's slicing, and slices of
@@ -153,11 +110,11 @@ func TestConv(t *testing.T) {
 						dwb := upload(t, dw0)
 						if splits == 1 {
 							d.run("conv_wgrad_"+suffix, grid(1),
-								append(append([]uint64{ptr(xb), ptr(dyb), ptr(dwb)}, g.args()...), i32(kc), i32(1))...)
+								append(append([]uint64{ptr(xb), ptr(dyb), ptr(dwb)}, convArgs(g)...), i32(kc), i32(1))...)
 						} else {
 							ws := alloc[float32](t, splits*taps*g.K)
 							d.run("conv_wgrad_"+suffix, grid(splits),
-								append(append([]uint64{ptr(xb), ptr(dyb), ptr(ws)}, g.args()...), i32(kc), i32(0))...)
+								append(append([]uint64{ptr(xb), ptr(dyb), ptr(ws)}, convArgs(g)...), i32(kc), i32(0))...)
 							d.run("conv_wgrad_reduce", flatGrid(taps*g.K), ptr(ws), i32(splits), i64(taps*g.K), ptr(dwb))
 						}
 						errs.note("conv_wgrad_"+prec, checkClose(t, fmt.Sprintf("%s wgrad (%d slices)", name, splits), dwb.get(), wantDW, tol))
@@ -173,8 +130,8 @@ func TestConvSchedules(t *testing.T) {
 	// Several blocks in each direction and several slices of the filter
 	// gradient: the same bits on both schedules.
 	rng := rand.New(rand.NewPCG(43, 44))
-	g := convGeom{N: 2, C: 8, H: 9, W: 9, K: 72, R: 3, S: 3, Stride: 2, Pad: 1}
-	P, Q := g.P(), g.Q()
+	g := kernels.ConvGeom{N: 2, C: 8, H: 9, W: 9, K: 72, R: 3, S: 3, Stride: 2, Pad: 1}
+	P, Q := g.OutH(), g.OutW()
 	x, w := randn(rng, g.N*g.H*g.W*g.C, 0, 1), randn(rng, g.R*g.S*g.C*g.K, 0, 1)
 	dy := randn(rng, g.N*P*Q*g.K, 0, 1)
 	taps := g.R * g.S * g.C
@@ -186,9 +143,9 @@ func TestConvSchedules(t *testing.T) {
 			xb, wb, dyb := upload(t, x), upload(t, w), upload(t, dy)
 			y, dx, dw := alloc[float32](t, g.N*P*Q*g.K), alloc[float32](t, len(x)), upload(t, make([]float32, len(w)))
 			ws := alloc[float32](t, 4*taps*g.K)
-			d.run("conv_fprop_"+suffix, [3]int{2, 1, 1}, append([]uint64{ptr(xb), ptr(wb), ptr(y)}, g.args()...)...)
-			d.run("conv_dgrad_"+suffix, [3]int{1, 1, 4}, append([]uint64{ptr(dyb), ptr(wb), ptr(dx)}, g.args()...)...)
-			d.run("conv_wgrad_"+suffix, [3]int{2, 1, 4}, append(append([]uint64{ptr(xb), ptr(dyb), ptr(ws)}, g.args()...), i32(16), i32(0))...)
+			d.run("conv_fprop_"+suffix, [3]int{2, 1, 1}, append([]uint64{ptr(xb), ptr(wb), ptr(y)}, convArgs(g)...)...)
+			d.run("conv_dgrad_"+suffix, [3]int{1, 1, 4}, append([]uint64{ptr(dyb), ptr(wb), ptr(dx)}, convArgs(g)...)...)
+			d.run("conv_wgrad_"+suffix, [3]int{2, 1, 4}, append(append([]uint64{ptr(xb), ptr(dyb), ptr(ws)}, convArgs(g)...), i32(16), i32(0))...)
 			d.run("conv_wgrad_reduce", grid1(2), ptr(ws), i32(4), i64(taps*g.K), ptr(dw))
 			outs[k] = [][]float32{y.get(), dx.get(), dw.get()}
 		}

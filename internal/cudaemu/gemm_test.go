@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/sincere-ml/sincere/internal/kernels/kerneltest"
 	"github.com/sincere-ml/sincere/internal/numcheck"
 )
 
@@ -88,31 +89,10 @@ func testGemm(t *testing.T, d dev, rng *rand.Rand, name string, cs gemmCase, ta,
 	if cs.beta == 0 {
 		c0 = numcheck.NaNs(m * ldc)
 	}
-	opA := func(i, p int) float64 {
-		if ta {
-			return float64(a[p*lda+i])
-		}
-		return float64(a[i*lda+p])
-	}
-	opB := func(p, j int) float64 {
-		if tb {
-			return float64(b[j*ldb+p])
-		}
-		return float64(b[p*ldb+j])
-	}
+	ref := kerneltest.GemmRef(ta, tb, m, n, k, float64(cs.alpha), a, lda, b, ldb, float64(cs.beta), c0, ldc)
 	want := make([]float64, 0, m*n)
 	for i := range m {
-		for j := range n {
-			s := 0.0
-			for p := range k {
-				s += opA(i, p) * opB(p, j)
-			}
-			v := float64(cs.alpha) * s
-			if cs.beta != 0 {
-				v += float64(cs.beta) * float64(c0[i*ldc+j])
-			}
-			want = append(want, v)
-		}
+		want = append(want, ref[i*ldc:i*ldc+n]...)
 	}
 	ab, bb, cb := upload(t, a), upload(t, b), upload(t, c0)
 	d.run(name, [3]int{(n + 127) / 128, (m + 127) / 128, 1}, i32(m), i32(n), i32(k), f32(cs.alpha), ptr(ab), i32(lda),

@@ -232,7 +232,7 @@ func testGemm(t *testing.T, open NewDevice, o Options) {
 				}
 				cb := f.buf(c)
 				f.dev.Gemm(ta, tb, m, n, k, float32(alpha), f.buf(a), lda, f.buf(b), ldb, float32(beta), cb, ldc)
-				want := gemmRef(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+				want := GemmRef(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 				got := f.get(cb)
 				name := fmt.Sprintf("gemm %s alpha %v beta %v", kernels.GemmSizes(ta, tb, m, n, k), alpha, beta)
 				within(t, name, relL2(got, want), o.Tol.Product)
@@ -308,7 +308,7 @@ func testConv(t *testing.T, open NewDevice, o Options) {
 		x, w := f.vec(g.InLen(), -1, 1), f.vec(g.FilterLen(), -1, 1)
 		dy := f.vec(g.OutLen(), -1, 1)
 		dw0 := f.vec(g.FilterLen(), -1, 1)
-		wantY, wantDX, wantDW := convRef(g, x, w, dy)
+		wantY, wantDX, wantDW := ConvRef(g, x, w, dy)
 		xb, wb, y := f.buf(x), f.buf(w), f.poisoned(g.OutLen())
 		f.dev.Conv2D(g, xb, wb, y)
 		within(t, "conv forward "+g.String(), relL2(f.get(y), wantY), o.Tol.Product)

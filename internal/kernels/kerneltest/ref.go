@@ -10,9 +10,10 @@ import (
 // The float64 references the suite checks the devices against: the plain
 // loops of each definition, nothing shared with any backend.
 
-// gemmRef returns C = alpha op(A) op(B) + beta C over the whole of C's
-// buffer (values outside the m x n matrix unchanged).
-func gemmRef(transA, transB bool, m, n, k int, alpha float64, a []float32, lda int, b []float32, ldb int, beta float64, c []float32, ldc int) []float64 {
+// GemmRef returns C = alpha op(A) op(B) + beta C over the whole of C's
+// buffer (values outside the m x n matrix unchanged). The emulated CUDA
+// kernels' own tests check against it too.
+func GemmRef(transA, transB bool, m, n, k int, alpha float64, a []float32, lda int, b []float32, ldb int, beta float64, c []float32, ldc int) []float64 {
 	out := numcheck.Float64s(c)
 	for i := range m {
 		for j := range n {
@@ -41,9 +42,9 @@ func gemmRef(transA, transB bool, m, n, k int, alpha float64, a []float32, lda i
 	return out
 }
 
-// convRef returns the convolution y of x (N x H x W x C) with w
+// ConvRef returns the convolution y of x (N x H x W x C) with w
 // (R x S x C x K) and, for output gradient dy, dL/dx and dL/dw.
-func convRef(g kernels.ConvGeom, x, w, dy []float32) (y, dx, dw []float64) {
+func ConvRef(g kernels.ConvGeom, x, w, dy []float32) (y, dx, dw []float64) {
 	ho, wo := g.OutH(), g.OutW()
 	y, dx, dw = make([]float64, g.OutLen()), make([]float64, g.InLen()), make([]float64, g.FilterLen())
 	for n := range g.N {
