@@ -94,23 +94,26 @@ ours() {
 	grep -q '^SLURM_JOB_ID=' <<<"$env"
 }
 
-# pid_alive reports whether the process of a pid file runs and is this
-# cluster's; signal_pid signals it if so (the daemons remove their pid files
-# as they exit, so a file may vanish or go stale between the two). Neither
-# fails the script: a stale pid file is the normal state after a crash.
-pid_alive() {
+# daemon_pid prints the pid a pid file names when that process runs and is
+# this cluster's; pid_alive reports whether there is one, and signal_pid
+# signals it (the daemons remove their pid files as they exit, so a file may
+# vanish or go stale at any time). None of them fails the script: a stale
+# pid file is the normal state after a crash.
+daemon_pid() {
 	local pid
 	pid=$(cat "$1" 2>/dev/null) || return 1
-	[ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null && ours "$pid"
+	[ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null && ours "$pid" && echo "$pid"
+}
+
+pid_alive() {
+	daemon_pid "$1" >/dev/null
 }
 
 signal_pid() {
 	local pid
-	if pid_alive "$2"; then
-		pid=$(cat "$2" 2>/dev/null) || return 0
+	if pid=$(daemon_pid "$2"); then
 		kill "-$1" "$pid" 2>/dev/null || true
 	fi
-	return 0
 }
 
 # cluster_pids lists the processes whose environment holds this cluster's
