@@ -548,14 +548,10 @@ func appendHeader(buf []byte, descr, shape string) []byte {
 
 // WriteLabels writes labels as a 1-D int64 .npy file, atomically.
 func WriteLabels(path string, labels []int) error {
-	v := make([]int64, len(labels))
-	for i, y := range labels {
-		v[i] = int64(y)
-	}
-	buf := make([]byte, 0, len(v)*8+128)
-	buf = appendHeader(buf, "<i8", fmt.Sprintf("(%d,)", len(v)))
-	for _, x := range v {
-		buf = binary.LittleEndian.AppendUint64(buf, uint64(x))
+	buf := make([]byte, 0, len(labels)*8+128)
+	buf = appendHeader(buf, "<i8", fmt.Sprintf("(%d,)", len(labels)))
+	for _, y := range labels {
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(int64(y)))
 	}
 	return atomicfile.Write(path, buf)
 }
