@@ -208,7 +208,7 @@ func printSubmitted(e *env, job *slurm.Job, s slurm.Submitted, done int) {
 	} else {
 		fmt.Fprintf(w, "every task is done already\nsubmitted the aggregation as job %s\n", s.AggregateJob)
 	}
-	logs := filepath.Join(slurm.Dir(job.Out, job.Name), slurm.LogsDir)
+	logs := job.Logs()
 	fmt.Fprintf(w, `watch:    squeue -j %s
           sacct -j %s --format=JobID,JobName%%30,State,Elapsed,ExitCode
           %s

@@ -121,6 +121,9 @@ const (
 // Dir is the folder of a comparison's Slurm scripts.
 func Dir(out, name string) string { return filepath.Join(out, name, "slurm") }
 
+// Logs is the folder of the jobs' output files, Dir(Out, Name)/logs.
+func (j *Job) Logs() string { return filepath.Join(Dir(j.Out, j.Name), LogsDir) }
+
 // check validates the job before anything is written.
 func (j *Job) check() error {
 	for what, p := range map[string]string{"the sincere binary": j.Binary, "the configuration": j.Config, "the output folder": j.Out} {
@@ -237,7 +240,7 @@ func (j *Job) Array(indices []int) string {
 // TasksScript returns tasks.sbatch: the job array, one task per index.
 func (j *Job) TasksScript() string {
 	var b strings.Builder
-	logs := filepath.Join(Dir(j.Out, j.Name), LogsDir)
+	logs := j.Logs()
 	fmt.Fprintf(&b, "#!/bin/bash\n# Written by sincere %s (sincere slurm): the %d tasks of the comparison %q,\n", j.Version, j.Tasks, j.Name)
 	b.WriteString("# one array index per (method, seed): `sincere compare --plan` lists them.\n")
 	b.WriteString("# A task pretrains its run (resuming a checkpoint) and probes it; SIGTERM (a time\n")
@@ -257,7 +260,7 @@ func (j *Job) TasksScript() string {
 // every task has succeeded (submitted with --dependency=afterok).
 func (j *Job) AggregateScript() string {
 	var b strings.Builder
-	logs := filepath.Join(Dir(j.Out, j.Name), LogsDir)
+	logs := j.Logs()
 	t := j.AggregateTime
 	if t == "" {
 		t = j.Time
@@ -280,7 +283,7 @@ func (j *Job) Write() (tasks, aggregate string, err error) {
 		return "", "", err
 	}
 	dir := Dir(j.Out, j.Name)
-	if err := os.MkdirAll(filepath.Join(dir, LogsDir), 0o755); err != nil {
+	if err := os.MkdirAll(j.Logs(), 0o755); err != nil {
 		return "", "", err
 	}
 	tasks, aggregate = filepath.Join(dir, TasksScript), filepath.Join(dir, AggregateScript)
