@@ -272,20 +272,16 @@ func (m *Model) allocate(seed uint64) error {
 		}
 	}
 	m.dev.Upload(m.params.Floats(), initValues(params, m.params.Floats().Len(), seed))
-	m.dev.Upload(m.states.Floats(), m.stateValues(nil))
+	m.dev.Upload(m.states.Floats(), m.stateValues())
 	return m.dev.Sync()
 }
 
-// stateValues lays out running statistics as their arena: the given
-// arrays by name, or each state's initial value.
-func (m *Model) stateValues(from map[string][]float32) []float32 {
+// stateValues lays out running statistics as their arena, each at its
+// initial value.
+func (m *Model) stateValues() []float32 {
 	out := make([]float32, m.states.Floats().Len())
 	for _, s := range m.States() {
 		_, off := s.Buf.Mem()
-		if v, ok := from[s.Name]; ok {
-			copy(out[off:off+s.Len()], v)
-			continue
-		}
 		for i := range s.Len() {
 			out[off+i] = s.fill
 		}

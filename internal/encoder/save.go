@@ -82,7 +82,7 @@ func (m *Model) Restore(s Snapshot) error {
 	if len(states) != len(m.States()) {
 		return fmt.Errorf("snapshot has %d running statistics, the model %d", len(states), len(m.States()))
 	}
-	w := make([]float32, m.params.Floats().Len())
+	w, st := make([]float32, m.params.Floats().Len()), make([]float32, m.states.Floats().Len())
 	var v []float32
 	if s.Momentum != nil {
 		v = make([]float32, m.moms.Floats().Len())
@@ -97,8 +97,8 @@ func (m *Model) Restore(s Snapshot) error {
 			}
 		}
 	}
-	for _, st := range m.States() {
-		if err := place(nil, st.Buf, st.Len(), states, st.Name); err != nil {
+	for _, x := range m.States() {
+		if err := place(st, x.Buf, x.Len(), states, x.Name); err != nil {
 			return err
 		}
 	}
@@ -106,12 +106,12 @@ func (m *Model) Restore(s Snapshot) error {
 	if v != nil {
 		m.dev.Upload(m.moms.Floats(), v)
 	}
-	m.dev.Upload(m.states.Floats(), m.stateValues(states))
+	m.dev.Upload(m.states.Floats(), st)
 	return m.dev.Sync()
 }
 
 // place checks that from holds name with n values and copies them to the
-// view's place in an arena's host image (when dst is not nil).
+// view's place in an arena's host image.
 func place(dst []float32, b kernels.Buffer, n int, from map[string][]float32, name string) error {
 	v, ok := from[name]
 	if !ok {
@@ -120,10 +120,8 @@ func place(dst []float32, b kernels.Buffer, n int, from map[string][]float32, na
 	if len(v) != n {
 		return fmt.Errorf("snapshot's %s has %d values, the model's %d", name, len(v), n)
 	}
-	if dst != nil {
-		_, off := b.Mem()
-		copy(dst[off:off+n], v)
-	}
+	_, off := b.Mem()
+	copy(dst[off:off+n], v)
 	return nil
 }
 
