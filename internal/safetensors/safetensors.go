@@ -41,15 +41,6 @@ type Tensor struct {
 	Int64   []int64
 }
 
-// elements is the product of the shape (1 for a scalar).
-func elements(shape []int) int {
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	return n
-}
-
 // check reports a tensor whose values do not fill its shape.
 func (t Tensor) check() error {
 	if t.Name == "" || t.Name == "__metadata__" {
@@ -60,7 +51,10 @@ func (t Tensor) check() error {
 			return fmt.Errorf("safetensors: %s: negative dimension in %v", t.Name, t.Shape)
 		}
 	}
-	n := elements(t.Shape)
+	n := -1 // a shape whose product overflows matches no values
+	if p, ok := sizes.Product(math.MaxInt, t.Shape...); ok {
+		n = int(p)
+	}
 	switch t.Dtype {
 	case F32:
 		if len(t.Float32) != n || t.Int64 != nil {

@@ -57,6 +57,9 @@ func TestBadInput(t *testing.T) {
 	if _, err := Encode([]Tensor{{Name: "a", Dtype: F32, Shape: []int{3}, Float32: []float32{1}}}, nil); err == nil {
 		t.Error("a tensor short of its shape was encoded")
 	}
+	if _, err := Encode([]Tensor{{Name: "a", Dtype: F32, Shape: []int{1 << 32, 1 << 32}}}, nil); err == nil {
+		t.Error("a shape whose product overflows (to 0) was encoded without values")
+	}
 	if _, err := Encode([]Tensor{{Name: "a", Dtype: "BF16"}}, nil); err == nil {
 		t.Error("an unsupported dtype was encoded")
 	}
