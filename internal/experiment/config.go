@@ -730,8 +730,8 @@ func (c Config) Validate() error {
 
 // checkModelSize refuses, before any data is loaded, a model whose
 // parameters or largest activation (for a training batch of every view, or
-// an evaluation batch of 500 images) would exceed the encoder's limits on
-// the data set's images.
+// an evaluation batch of extractBatch images) would exceed the encoder's
+// limits on the data set's images.
 func (c Config) checkModelSize() error {
 	in, ok := c.Data.inputShape()
 	if !ok {
@@ -740,7 +740,7 @@ func (c Config) checkModelSize() error {
 	if _, err := encoder.ParamCount(c.Model, in, encoder.HeadProjection, 0); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	if _, err := encoder.ActivationCount(c.Model, in, max(c.Train.BatchSize*c.Data.Views, 500)); err != nil {
+	if _, err := encoder.ActivationCount(c.Model, in, max(c.Train.BatchSize*c.Data.Views, extractBatch)); err != nil {
 		return fmt.Errorf("train.batch_size: %w", err)
 	}
 	return nil
