@@ -288,12 +288,7 @@ func readConfigFile(path string) ([]byte, error) {
 // nullKey returns the first key (in sorted order) of a decoded YAML map
 // whose value is null, by its dotted path, or "".
 func nullKey(prefix string, m map[string]any) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		switch v := m[k].(type) {
 		case nil:
 			return prefix + k
@@ -805,12 +800,7 @@ var sharedKeys = []string{"name", "methods", "seeds", "overrides", "probe", "slu
 // known method, a map of known keys of the right types, and none of the
 // shared keys.
 func checkOverrides(o map[string]any) error {
-	methods := make([]string, 0, len(o))
-	for m := range o {
-		methods = append(methods, m)
-	}
-	slices.Sort(methods)
-	for _, m := range methods {
+	for _, m := range slices.Sorted(maps.Keys(o)) {
 		if !slices.Contains(Methods(), m) {
 			return fmt.Errorf("overrides.%s: unknown method (want %s)", m, strings.Join(Methods(), ", "))
 		}
