@@ -105,7 +105,7 @@ func (p *plan) aggregate(runs []probed) (*Comparison, error) {
 			return nil, fmt.Errorf("%s: probed on %v, %s on %v", r.run.Dir, datasetsOf(r), runs[0].run.Dir, datasets)
 		}
 	}
-	summary, diffs, err := summarize(base, runs)
+	summary, diffs, err := summarize(base, runs, datasets)
 	if err != nil {
 		return nil, err
 	}

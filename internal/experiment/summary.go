@@ -16,20 +16,15 @@ const twoLevelSeed = 20250309
 // seeds with its two-level bootstrap interval (seeds resampled, then the
 // test images within each resampled run) and the per-seed values, and the
 // paired SINCERE - SupCon differences from the same resamples. runs are in
-// method-major order, every method with the same seeds.
-func summarize(base Config, runs []probed) ([]report.Summary, []report.Difference, error) {
-	type key struct{ method, dataset string }
-	byMethod := map[key][]probed{} // the runs of a method, in seed order
+// method-major order, every method with the same seeds, and every run was
+// probed on datasets, in that order (aggregate checks it).
+func summarize(base Config, runs []probed, datasets []string) ([]report.Summary, []report.Difference, error) {
+	byMethod := map[string][]probed{} // the runs of a method, in seed order
 	for _, r := range runs {
-		for _, ds := range datasetsOf(r) {
-			k := key{r.run.Method, ds}
-			byMethod[k] = append(byMethod[k], r)
-		}
+		byMethod[r.run.Method] = append(byMethod[r.run.Method], r)
 	}
-	var datasets []string
 	sizes := map[string]int{}
 	for _, o := range runs[0].outcomes {
-		datasets = append(datasets, o.Dataset)
 		sizes[o.Dataset] = len(o.Labels)
 	}
 	paired := slices.Contains(base.Methods, "sincere") && slices.Contains(base.Methods, "supcon")
@@ -42,7 +37,7 @@ func summarize(base Config, runs []probed) ([]report.Summary, []report.Differenc
 		for _, method := range base.Methods {
 			for _, metric := range Metrics() {
 				var st []evaluate.Statistic
-				for _, r := range byMethod[key{method, ds}] {
+				for _, r := range byMethod[method] {
 					o := r.outcomesOf(ds)
 					if len(o.Labels) != sizes[ds] {
 						return nil, nil, fmt.Errorf("%s: %d test images of %s, other runs have %d", r.run.Dir, len(o.Labels), ds, sizes[ds])
@@ -64,7 +59,7 @@ func summarize(base Config, runs []probed) ([]report.Summary, []report.Differenc
 				iv := at(method, metric).Interval()
 				s := report.Summary{Method: method, Dataset: ds, Metric: metric,
 					Mean: iv.Value, CILow: iv.Low, CIHigh: iv.High}
-				for _, r := range byMethod[key{method, ds}] {
+				for _, r := range byMethod[method] {
 					v := r.probe.valueOf(ds, metric)
 					s.PerSeed = append(s.PerSeed, report.SeedValue{Seed: r.run.Seed, Value: v})
 				}
