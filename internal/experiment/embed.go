@@ -50,8 +50,8 @@ type Embedded struct {
 // the trained weights on the CPU (a host-side tool: embeddings and exports
 // are for the host).
 func LoadModel(dir string) (*Trained, *encoder.Model, error) {
-	if !Finished(dir) {
-		return nil, nil, fmt.Errorf("%s: no finished run here (no %s); pretrain it first", dir, ModelFile)
+	if err := checkFinished(dir); err != nil {
+		return nil, nil, err
 	}
 	path := filepath.Join(dir, ModelFile)
 	tr, err := LoadTrained(path)

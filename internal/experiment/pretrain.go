@@ -73,6 +73,15 @@ func RunDir(out, name, method string, seed uint64) string {
 // Finished reports whether the run in dir has its final model.
 func Finished(dir string) bool { return fileExists(filepath.Join(dir, ModelFile)) }
 
+// checkFinished returns an error naming dir unless it holds a finished run:
+// what the commands that read a run's model say.
+func checkFinished(dir string) error {
+	if !Finished(dir) {
+		return fmt.Errorf("%s: no finished run here (no %s); pretrain it first", dir, ModelFile)
+	}
+	return nil
+}
+
 // isContrastive reports whether a method trains through a contrastive loss.
 func isContrastive(method string) bool { return method != MethodCE }
 

@@ -126,8 +126,8 @@ func Probe(ctx context.Context, dir string, opt ProbeOptions) (*ProbeReport, []O
 	if rep == nil {
 		rep = nopReporter{}
 	}
-	if !Finished(dir) {
-		return nil, nil, fmt.Errorf("%s: no finished run here (no %s); pretrain it first", dir, ModelFile)
+	if err := checkFinished(dir); err != nil {
+		return nil, nil, err
 	}
 	ctx, unlock, err := lockRun(ctx, dir, "sincere probe", opt.WaitLock, rep)
 	if err != nil {
@@ -160,8 +160,8 @@ func probe(ctx context.Context, dir string, extra []string, fetch *dataset.Fetch
 	if rep == nil {
 		rep = nopReporter{}
 	}
-	if !Finished(dir) {
-		return nil, nil, fmt.Errorf("%s: no finished run here (no %s); pretrain it first", dir, ModelFile)
+	if err := checkFinished(dir); err != nil {
+		return nil, nil, err
 	}
 	cfg, err := Load(filepath.Join(dir, ConfigFile), "", nil)
 	if err != nil {
