@@ -138,14 +138,13 @@ func AnalyzeRepulsion(ctx context.Context, o RepulsionOptions) (*RepulsionReport
 				return nil, ErrInterrupted
 			}
 			rng := rand.New(rand.NewPCG(o.Seed, uint64(k)<<32|uint64(b)))
-			sub := &dataset.Dataset{Name: train.Name, Classes: train.Classes, C: train.C, H: train.H, W: train.W}
+			var picked []int
 			for _, c := range rng.Perm(len(train.Classes))[:classes] {
 				for _, j := range rng.Perm(len(byClass[c]))[:k] {
-					i := byClass[c][j]
-					sub.Pixels = append(sub.Pixels, train.Image(i)...)
-					sub.Labels = append(sub.Labels, train.Labels[i])
+					picked = append(picked, byClass[c][j])
 				}
 			}
+			sub := train.Subset(picked)
 			l, err := dataset.NewLoader(sub, dataset.LoaderOptions{BatchSize: sub.Len(), Views: cfg.Data.Views, Sampler: dataset.SamplerSequential,
 				Augment: cfg.Data.Augment, Seed: rng.Uint64(), Workers: 1, Mean: mean, Std: std})
 			if err != nil {
