@@ -138,8 +138,7 @@ func Embed(ctx context.Context, dir string, o EmbedOptions) (*Embedded, error) {
 // inputsNCHW returns a split's images as extract feeds them to the encoder,
 // each reordered from channels-last to channel-major.
 func inputsNCHW(tr *Trained, d *dataset.Dataset) ([]float32, error) {
-	l, err := dataset.NewLoader(d, dataset.LoaderOptions{BatchSize: extractBatch, Views: 1, Sampler: dataset.SamplerSequential,
-		Augment: dataset.AugmentNone, Mean: tr.Mean, Std: tr.Std, Workers: 1})
+	l, err := evalLoader(tr, d)
 	if err != nil {
 		return nil, err
 	}

@@ -424,11 +424,18 @@ func embedWidth(m *encoder.Model) int {
 // extractBatch is the number of images feature extraction runs at once.
 const extractBatch = 500
 
+// evalLoader feeds a split to the encoder as evaluation does: in order,
+// extractBatch images at a time, one view without augmentation, normalised
+// with the run's training mean and std.
+func evalLoader(tr *Trained, d *dataset.Dataset) (*dataset.Loader, error) {
+	return dataset.NewLoader(d, dataset.LoaderOptions{BatchSize: extractBatch, Views: 1, Sampler: dataset.SamplerSequential,
+		Augment: dataset.AugmentNone, Mean: tr.Mean, Std: tr.Std, Workers: 1})
+}
+
 // extract runs the encoder (and the projection head) over a split in
 // evaluation mode, without augmentation, normalised as in training.
 func extract(m *encoder.Model, tr *Trained, d *dataset.Dataset) (matrix, matrix, error) {
-	l, err := dataset.NewLoader(d, dataset.LoaderOptions{BatchSize: extractBatch, Views: 1, Sampler: dataset.SamplerSequential,
-		Augment: dataset.AugmentNone, Mean: tr.Mean, Std: tr.Std, Workers: 1})
+	l, err := evalLoader(tr, d)
 	if err != nil {
 		return matrix{}, matrix{}, err
 	}
