@@ -139,9 +139,9 @@ func bnBackRef(rows, c int, x, gamma, dy []float32, y []float64, eps float64, re
 	return dx, dgamma, dbeta
 }
 
-// softmaxCE returns the mean cross entropy of the rows of logits and its
-// gradient.
-func softmaxCE(rows, classes int, logits []float32, labels []int) (float64, []float64) {
+// SoftmaxCERef returns the mean cross entropy of the rows of logits and its
+// gradient. The emulated CUDA kernels' own tests check against it too.
+func SoftmaxCERef(rows, classes int, logits []float32, labels []int) (float64, []float64) {
 	grad := make([]float64, rows*classes)
 	var total float64
 	for r := range rows {
