@@ -178,27 +178,14 @@ func TestGlobalAvgPool(t *testing.T) {
 		for _, sh := range [][3]int{{1, 1, 1}, {3, 9, 5}, {2, 16, 64}, {5, 4, 7}} {
 			n, hw, c := sh[0], sh[1], sh[2]
 			name := sizes("n=%d hw=%d c=%d %s", n, hw, c, scheduleName(rev))
-			x := randn(rng, n*hw*c, 0, 1)
+			x, dy := randn(rng, n*hw*c, 0, 1), randn(rng, n*c, 0, 1)
+			want, wantDX := kerneltest.PoolRef(n, hw, c, x, dy)
 			xb, y := upload(t, x), alloc[float32](t, n*c)
 			d.run("gap_forward_f32", grid1((n*c+255)/256), ptr(xb), i32(n), i32(hw), i32(c), ptr(y))
-			want := make([]float64, n*c)
-			for i := range n {
-				for p := range hw {
-					for j := range c {
-						want[i*c+j] += float64(x[(i*hw+p)*c+j]) / float64(hw)
-					}
-				}
-			}
 			checkClose(t, name+" forward", y.get(), want, 1e-6)
 
-			dy := randn(rng, n*c, 0, 1)
 			dyb, dx := upload(t, dy), alloc[float32](t, n*hw*c)
 			d.run("gap_backward_f32", flatGrid(n*hw*c), ptr(dyb), i32(n), i32(hw), i32(c), ptr(dx))
-			wantDX := make([]float64, n*hw*c)
-			for i := range wantDX {
-				img, j := i/(hw*c), i%c
-				wantDX[i] = float64(dy[img*c+j]) / float64(hw)
-			}
 			checkClose(t, name+" backward", dx.get(), wantDX, 1e-7)
 		}
 	}

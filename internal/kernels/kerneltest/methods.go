@@ -436,29 +436,13 @@ func testPool(t *testing.T, open NewDevice, o Options) {
 	f := newFixture(t, open, 12)
 	for _, sh := range [][3]int{{1, 1, 1}, {3, 9, 5}, {7, 49, 64}, {32, 16, 128}} {
 		n, hw, c := sh[0], sh[1], sh[2]
-		x := f.vec(n*hw*c, -1, 1)
+		x, dy := f.vec(n*hw*c, -1, 1), f.vec(n*c, -1, 1)
+		want, wdx := PoolRef(n, hw, c, x, dy)
 		y := f.poisoned(n * c)
 		f.dev.GlobalAvgPool(n, hw, c, f.buf(x), y)
-		want := make([]float64, n*c)
-		for i := range n {
-			for p := range hw {
-				for j := range c {
-					want[i*c+j] += float64(x[(i*hw+p)*c+j]) / float64(hw)
-				}
-			}
-		}
 		within(t, fmt.Sprintf("pool %v", sh), relL2(f.get(y), want), o.Tol.Norm)
-		dy := f.vec(n*c, -1, 1)
 		dx := f.poisoned(n * hw * c)
 		f.dev.GlobalAvgPoolBackward(n, hw, c, f.buf(dy), dx)
-		wdx := make([]float64, n*hw*c)
-		for i := range n {
-			for p := range hw {
-				for j := range c {
-					wdx[(i*hw+p)*c+j] = float64(dy[i*c+j]) / float64(hw)
-				}
-			}
-		}
 		within(t, fmt.Sprintf("pool backward %v", sh), relL2(f.get(dx), wdx), o.Tol.Elementwise)
 		f.reset()
 	}

@@ -82,6 +82,22 @@ func ConvRef(g kernels.ConvGeom, x, w, dy []float32) (y, dx, dw []float64) {
 	return y, dx, dw
 }
 
+// PoolRef returns the global average pool y (N x C) of x (N x HW x C) and,
+// for output gradient dy, dL/dx. The emulated CUDA kernels' own tests check
+// against it too.
+func PoolRef(n, hw, c int, x, dy []float32) (y, dx []float64) {
+	y, dx = make([]float64, n*c), make([]float64, n*hw*c)
+	for i := range n {
+		for p := range hw {
+			for j := range c {
+				y[i*c+j] += float64(x[(i*hw+p)*c+j]) / float64(hw)
+				dx[(i*hw+p)*c+j] = float64(dy[i*c+j]) / float64(hw)
+			}
+		}
+	}
+	return y, dx
+}
+
 // bnRef is batch norm's training forward pass: per channel, the batch mean
 // and biased variance, y = gamma xhat + beta (then the ReLU).
 func bnRef(rows, c int, x, gamma, beta []float32, eps float64, relu bool) (y, mean, variance []float64) {
