@@ -49,6 +49,19 @@ const (
 	checkGrad
 )
 
+// The scratch buffers of a label array's sort are named by these prefixes
+// and the array's address; the loss engine's profile leaves them out.
+const (
+	sortOrderPrefix  = "loss order "
+	sortLabelsPrefix = "loss labels "
+)
+
+// sortScratchNames returns the names of the scratch buffers that hold the
+// sort of the label array at p: its order and its sorted labels.
+func sortScratchNames(p devPtr) (order, labels string) {
+	return fmt.Sprintf("%s%x", sortOrderPrefix, p), fmt.Sprintf("%s%x", sortLabelsPrefix, p)
+}
+
 // sortLabels sorts a label array just uploaded to p, and uploads the order
 // and the sorted dense labels (padded with -1 to a whole number of the
 // loss's 64-row blocks).
@@ -73,11 +86,12 @@ func (d *Device) sortLabels(p devPtr, labels []int32) error {
 	for k, i := range s.rows.Order {
 		s.o32[k] = int32(i)
 	}
+	orderName, labelsName := sortScratchNames(p)
 	var err error
-	if s.order, err = d.scratchBuf(fmt.Sprintf("loss order %x", p), 4*n); err != nil {
+	if s.order, err = d.scratchBuf(orderName, 4*n); err != nil {
 		return err
 	}
-	if s.sorted, err = d.scratchBuf(fmt.Sprintf("loss labels %x", p), 4*np); err != nil {
+	if s.sorted, err = d.scratchBuf(labelsName, 4*np); err != nil {
 		return err
 	}
 	if err := d.drv.Upload(s.order, unsafe.Pointer(&s.o32[0]), 4*n); err != nil {
@@ -93,7 +107,8 @@ func (d *Device) forgetSort(p devPtr) {
 		return
 	}
 	delete(d.loss.sorts, p)
-	for _, name := range []string{fmt.Sprintf("loss order %x", p), fmt.Sprintf("loss labels %x", p)} {
+	orderName, labelsName := sortScratchNames(p)
+	for _, name := range []string{orderName, labelsName} {
 		if b := d.scratch[name]; b != nil {
 			_ = d.drv.Free(b.p, b.bytes)
 			d.account(-b.bytes)

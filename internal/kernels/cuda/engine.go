@@ -141,7 +141,7 @@ func (c *LossEngine) Compute(p kernels.Params, z []float32, n, d int, labels []i
 		c.prof.Kernels = append(c.prof.Kernels, kernels.KernelTime{Name: s.Name, MS: float64(s.Time.Nanoseconds()) / 1e6})
 	}
 	for name, b := range dev.scratch {
-		if !strings.HasPrefix(name, "loss order ") && !strings.HasPrefix(name, "loss labels ") {
+		if !strings.HasPrefix(name, sortOrderPrefix) && !strings.HasPrefix(name, sortLabelsPrefix) {
 			c.prof.ScratchBytes += int64(b.bytes)
 		}
 	}
