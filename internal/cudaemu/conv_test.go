@@ -150,7 +150,7 @@ func TestConvSchedules(t *testing.T) {
 			outs[k] = [][]float32{y.get(), dx.get(), dw.get()}
 		}
 		for i, what := range []string{"y", "dx", "dw"} {
-			sameBits(t, prec+" "+what, outs[0][i], outs[1][i])
+			sameBits(t, prec+" "+what+" on the two schedules", outs[0][i], outs[1][i])
 		}
 	}
 }

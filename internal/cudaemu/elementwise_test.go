@@ -168,7 +168,7 @@ func TestSumRowsSchedules(t *testing.T) {
 		d.run("sum_rows_finish", grid1(3), ptr(part), i32(chunks), i32(cols), ptr(db))
 		got[k] = db.get()
 	}
-	sameBits(t, "sum_rows", got[0], got[1])
+	sameBits(t, "sum_rows on the two schedules", got[0], got[1])
 }
 
 func TestGlobalAvgPool(t *testing.T) {

@@ -102,12 +102,13 @@ func checkClose[F float32 | float64](t *testing.T, what string, got []F, want []
 	return e
 }
 
-// sameBits fails when two results differ in any bit.
+// sameBits fails when two results differ in any bit (the two schedules'
+// results, or a buffer before and after a launch that must not touch it).
 func sameBits[T comparable](t *testing.T, what string, a, b []T) {
 	t.Helper()
 	for i := range a {
 		if a[i] != b[i] {
-			t.Fatalf("%s: value %d differs between the schedules: %v and %v", what, i, a[i], b[i])
+			t.Fatalf("%s: value %d differs: %v and %v", what, i, a[i], b[i])
 		}
 	}
 }

@@ -202,6 +202,6 @@ func TestContrastiveLossSchedules(t *testing.T) {
 		if math.Float64bits(l0) != math.Float64bits(l1) {
 			t.Fatalf("%v: loss %v in order, %v reversed", kind, l0, l1)
 		}
-		sameBits(t, kind.String()+" gradient", g0, g1)
+		sameBits(t, kind.String()+" gradient on the two schedules", g0, g1)
 	}
 }

@@ -220,6 +220,6 @@ func TestBatchNormSchedules(t *testing.T) {
 		outs[k] = [][]float32{mean.get(), invStd.get(), rm.get(), rv.get(), y.get(), dg.get(), db.get(), dx.get()}
 	}
 	for i := range outs[0] {
-		sameBits(t, sizes("output %d", i), outs[0][i], outs[1][i])
+		sameBits(t, sizes("output %d on the two schedules", i), outs[0][i], outs[1][i])
 	}
 }
